@@ -1,0 +1,214 @@
+//! One function per subcommand: arguments to options, `ops::*`, output.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::Context;
+use bouncectl::config::{self, Config};
+use bouncectl::exit::{Exit, ExitCode};
+use bouncectl::ops::{self, admin, check, stats};
+use bouncectl::report::MessageReport;
+use bouncectl::store::ResetTarget;
+
+use crate::cli::{BlockArgs, CheckArgs, Cli, Command, Global, ResetArgs, StatsArgs};
+use crate::output;
+
+/// Runs the parsed command line and returns the exit status.
+pub fn dispatch(cli: Cli) -> Exit {
+    let g = &cli.global;
+    let result = config::load(g.config.as_deref()).map_err(anyhow::Error::from).and_then(|config| match &cli.command {
+        Command::Check(a) => check_cmd(g, &config, a),
+        Command::Stats(a) => stats_cmd(g, &config, a),
+        Command::Block(a) => block_cmd(g, &config, a),
+        Command::Reset(a) => reset_cmd(g, &config, a),
+    });
+    match result {
+        Ok(exit) => exit,
+        Err(e) => {
+            output::error(&e);
+            exit_of(&e)
+        }
+    }
+}
+
+/// The sysexits code of an error: the first library error in its chain.
+fn exit_of(e: &anyhow::Error) -> Exit {
+    for cause in e.chain() {
+        if let Some(x) = cause.downcast_ref::<ops::Error>() {
+            return x.exit();
+        }
+        if let Some(x) = cause.downcast_ref::<config::Error>() {
+            return x.exit();
+        }
+        if let Some(x) = cause.downcast_ref::<bouncectl::store::Error>() {
+            return x.exit();
+        }
+        if cause.downcast_ref::<io::Error>().is_some() {
+            return Exit::DataErr;
+        }
+    }
+    Exit::IoErr
+}
+
+struct CheckObserver {
+    json: bool,
+    quiet: bool,
+    out: io::StdoutLock<'static>,
+    open: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl check::Observer for CheckObserver {
+    fn message(&mut self, r: &MessageReport) {
+        if !self.open {
+            return;
+        }
+        self.open = if self.json {
+            serde_json::to_string(r).map(|s| output::line(&mut self.out, &s)).unwrap_or(false)
+        } else if !self.quiet {
+            output::line(&mut self.out, r)
+        } else {
+            true
+        };
+    }
+
+    fn problem(&mut self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("bouncectl: {text}")),
+            None => eprintln!("bouncectl: {text}"),
+        }
+    }
+
+    fn progress(&mut self, site: &str, done: u64, total: u64) {
+        // Only for long work on a terminal; cron sees nothing.
+        if total < 200 || !io::stderr().is_terminal() {
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+        bar.set_length(total);
+        bar.set_message(site.to_string());
+        bar.set_position(done);
+        if done >= total {
+            bar.finish_and_clear();
+            self.bar = None;
+        }
+    }
+}
+
+fn check_cmd(g: &Global, config: &Config, a: &CheckArgs) -> anyhow::Result<Exit> {
+    let opts = check::Options {
+        paths: a.paths.clone(),
+        site: a.site.clone(),
+        dry_run: a.dry_run,
+        db: ops::database_path(g.db.clone(), config),
+        wait: Duration::from_secs(a.wait),
+        now: bouncectl::time::now(),
+    };
+    let mut obs = CheckObserver { json: g.json, quiet: g.quiet, out: io::stdout().lock(), open: true, bar: None };
+    let report = check::run(config, &opts, &mut obs)?;
+    if obs.open {
+        if g.json {
+            let s = serde_json::to_string(&report.summary)?;
+            output::line(&mut obs.out, &s);
+        } else if !g.quiet {
+            output::line(&mut obs.out, &report.summary);
+        }
+        let _ = obs.out.flush();
+    }
+    Ok(report.exit.unwrap_or(Exit::Ok))
+}
+
+fn stats_cmd(g: &Global, config: &Config, a: &StatsArgs) -> anyhow::Result<Exit> {
+    let opts = stats::Options {
+        db: ops::database_path(g.db.clone(), config),
+        addresses: a.addresses.clone(),
+        blocked: a.blocked,
+        site: a.site.clone(),
+    };
+    let report = stats::run(&opts)?;
+    let mut out = io::stdout().lock();
+    match report {
+        stats::Report::Blocked(list) => {
+            if g.json {
+                output::line(&mut out, &serde_json::to_string(&list)?);
+            } else {
+                for a in list {
+                    if !output::line(&mut out, &a) {
+                        break;
+                    }
+                }
+            }
+        }
+        stats::Report::Totals(s) => {
+            let text = if g.json { serde_json::to_string(&s)? } else { bouncectl::report::text::stats(&s) };
+            output::line(&mut out, &text);
+        }
+        stats::Report::Addresses(list) => {
+            for s in list {
+                let text = if g.json { serde_json::to_string(&s)? } else { bouncectl::report::text::address(&s) };
+                output::line(&mut out, &text);
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn block_cmd(g: &Global, config: &Config, a: &BlockArgs) -> anyhow::Result<Exit> {
+    let mut addresses = a.addresses.clone();
+    if let Some(f) = &a.file {
+        let reader: Box<dyn BufRead> = if f == "-" {
+            Box::new(io::stdin().lock())
+        } else {
+            Box::new(io::BufReader::new(std::fs::File::open(f).with_context(|| format!("cannot read {f}"))?))
+        };
+        for line in reader.lines() {
+            let line = line.with_context(|| format!("cannot read {f}"))?;
+            let t = line.trim();
+            if !t.is_empty() && !t.starts_with('#') {
+                addresses.push(t.to_string());
+            }
+        }
+    }
+    let opts = admin::BlockOptions {
+        db: ops::database_path(g.db.clone(), config),
+        site: a.site.clone(),
+        addresses,
+        reason: a.reason.clone(),
+        wait: Duration::from_secs(a.wait),
+        now: bouncectl::time::now(),
+    };
+    let n = admin::block(config, &opts)?;
+    if !g.quiet {
+        eprintln!("bouncectl: {n} newly blocked");
+    }
+    Ok(Exit::Ok)
+}
+
+fn reset_cmd(g: &Global, config: &Config, a: &ResetArgs) -> anyhow::Result<Exit> {
+    let target = if a.all {
+        ResetTarget::All
+    } else if let Some(d) = a.older_than {
+        ResetTarget::OlderThanDays(d)
+    } else {
+        ResetTarget::Addresses(a.addresses.clone())
+    };
+    let opts = admin::ResetOptions {
+        db: ops::database_path(g.db.clone(), config),
+        site: a.site.clone(),
+        target,
+        wait: Duration::from_secs(a.wait),
+        now: bouncectl::time::now(),
+    };
+    let n = admin::reset(config, &opts)?;
+    if !g.quiet {
+        eprintln!("bouncectl: {n} reset");
+    }
+    Ok(Exit::Ok)
+}

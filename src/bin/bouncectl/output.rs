@@ -1,0 +1,26 @@
+//! Writing to stdout and stderr: data to stdout (a closed pipe ends the
+//! output quietly, as `head` expects), one-line errors to stderr.
+
+use std::io::{self, Write};
+
+/// Writes a line to stdout; `false` once the reader has gone away.
+pub fn line(out: &mut impl Write, text: &dyn std::fmt::Display) -> bool {
+    match writeln!(out, "{text}") {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => false,
+        Err(_) => false,
+    }
+}
+
+/// Prints an error and its causes on one line.
+pub fn error(e: &anyhow::Error) {
+    let mut text = format!("bouncectl: {e}");
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    eprintln!("{}", text.replace('\n', " "));
+}

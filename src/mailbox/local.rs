@@ -1,0 +1,227 @@
+//! Local sources for `check PATH...`: a message file, a Maildir directory, an
+//! mbox file (first line begins with `From `), or `-` for one message on stdin.
+//!
+//! Sources are read lazily, one message at a time, so memory does not grow
+//! with the number of messages.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use crate::exit::{Exit, ExitCode};
+
+/// A local source that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {path}: {source}")]
+pub struct Error {
+    pub path: String,
+    pub source: io::Error,
+}
+
+impl ExitCode for Error {
+    fn exit(&self) -> Exit {
+        Exit::DataErr
+    }
+}
+
+/// One message read from a local source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalMessage {
+    /// Maildir file name or 1-based position in an mbox; `None` for a single
+    /// file or stdin.
+    pub uid: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+enum Inner {
+    Single(Option<Box<dyn Read>>),
+    Maildir(std::vec::IntoIter<PathBuf>),
+    Mbox { reader: Box<dyn BufRead>, pending: Option<Vec<u8>>, index: usize },
+}
+
+/// An iterator over the messages of one local source.
+pub struct Source {
+    name: String,
+    inner: Inner,
+}
+
+impl Source {
+    /// Opens `path` (`-` = stdin) and decides what kind of source it is.
+    pub fn open(path: &str) -> Result<Source, Error> {
+        let err = |source| Error { path: path.to_string(), source };
+        if path == "-" {
+            return Ok(Source { name: path.into(), inner: Inner::Single(Some(Box::new(io::stdin()))) });
+        }
+        let p = Path::new(path);
+        let meta = std::fs::metadata(p).map_err(err)?;
+        if meta.is_dir() {
+            let files = maildir_files(p).map_err(err)?;
+            return Ok(Source { name: path.into(), inner: Inner::Maildir(files.into_iter()) });
+        }
+        let mut reader = BufReader::with_capacity(64 * 1024, File::open(p).map_err(err)?);
+        let is_mbox = reader.fill_buf().map_err(err)?.starts_with(b"From ");
+        let inner = if is_mbox {
+            Inner::Mbox { reader: Box::new(reader), pending: None, index: 0 }
+        } else {
+            Inner::Single(Some(Box::new(reader)))
+        };
+        Ok(Source { name: path.into(), inner })
+    }
+
+    /// The path as given on the command line.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The message files of a Maildir (`cur/` and `new/`, never `tmp/`), or of a
+/// plain directory of message files (searched recursively) when it has
+/// neither, sorted by path. Hidden files are skipped.
+fn maildir_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let subdirs: Vec<PathBuf> = ["cur", "new"].iter().map(|s| dir.join(s)).filter(|d| d.is_dir()).collect();
+    let mut files = Vec::new();
+    if subdirs.is_empty() {
+        collect_files(dir, true, &mut files)?;
+    } else {
+        for d in subdirs {
+            collect_files(&d, false, &mut files)?;
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn collect_files(dir: &Path, recurse: bool, files: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_file() {
+            files.push(entry.path());
+        } else if kind.is_dir() && recurse {
+            collect_files(&entry.path(), true, files)?;
+        }
+    }
+    Ok(())
+}
+
+impl Iterator for Source {
+    type Item = Result<LocalMessage, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let name = &self.name;
+        match &mut self.inner {
+            Inner::Single(reader) => {
+                let mut r = reader.take()?;
+                let mut bytes = Vec::new();
+                Some(
+                    r.read_to_end(&mut bytes)
+                        .map(|_| LocalMessage { uid: None, bytes })
+                        .map_err(|source| Error { path: name.clone(), source }),
+                )
+            }
+            Inner::Maildir(files) => {
+                let path = files.next()?;
+                let uid = Some(path.strip_prefix(name).unwrap_or(&path).display().to_string());
+                Some(
+                    std::fs::read(&path)
+                        .map(|bytes| LocalMessage { uid, bytes })
+                        .map_err(|source| Error { path: path.display().to_string(), source }),
+                )
+            }
+            Inner::Mbox { reader, pending, index } => {
+                match next_mbox_message(reader.as_mut(), pending) {
+                    Ok(Some(bytes)) => {
+                        *index += 1;
+                        Some(Ok(LocalMessage { uid: Some(index.to_string()), bytes }))
+                    }
+                    Ok(None) => None,
+                    Err(source) => Some(Err(Error { path: name.clone(), source })),
+                }
+            }
+        }
+    }
+}
+
+/// Reads one message of an mbox: from a `From ` line (dropped) to the next
+/// `From ` line that follows an empty line. One level of `>From ` quoting is
+/// undone (mboxrd and mboxo alike).
+fn next_mbox_message(reader: &mut dyn BufRead, pending: &mut Option<Vec<u8>>) -> io::Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    // Skip to the first separator line (only at the very start, or after an error).
+    if pending.is_none() {
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return Ok(None);
+            }
+            if line.starts_with(b"From ") {
+                break;
+            }
+        }
+        *pending = Some(Vec::new());
+    }
+    let mut msg = pending.take().unwrap_or_default();
+    let mut prev_blank = true;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            if msg.is_empty() {
+                return Ok(None);
+            }
+            // Leave `pending` empty-but-present so the next call ends at EOF.
+            *pending = Some(Vec::new());
+            return Ok(Some(msg));
+        }
+        if prev_blank && line.starts_with(b"From ") {
+            // The blank line before a separator belongs to the mbox, not the message.
+            if msg.ends_with(b"\r\n\r\n") {
+                msg.truncate(msg.len() - 2);
+            } else if msg.ends_with(b"\n\n") {
+                msg.truncate(msg.len() - 1);
+            }
+            *pending = Some(Vec::new());
+            return Ok(Some(msg));
+        }
+        prev_blank = line == b"\n" || line == b"\r\n";
+        let quoted = line.iter().position(|&b| b != b'>').is_some_and(|i| i > 0 && line[i..].starts_with(b"From "));
+        if quoted {
+            msg.extend_from_slice(&line[1..]);
+        } else {
+            msg.extend_from_slice(&line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(text: &str) -> Vec<String> {
+        let mut reader = io::Cursor::new(text.as_bytes().to_vec());
+        let mut pending = None;
+        let mut out = Vec::new();
+        while let Some(m) = next_mbox_message(&mut reader, &mut pending).unwrap() {
+            out.push(String::from_utf8(m).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn mbox_splits_at_from_lines_after_blank_lines() {
+        let msgs = split("From a@b Mon\nSubject: 1\n\nbody\nFrom here, no split\n\nFrom c@d Tue\nSubject: 2\n\n>From quoted\n");
+        assert_eq!(msgs, vec!["Subject: 1\n\nbody\nFrom here, no split\n", "Subject: 2\n\nFrom quoted\n"]);
+    }
+
+    #[test]
+    fn mbox_with_one_message_and_no_trailing_newline() {
+        assert_eq!(split("From x\nA: b\n\nc"), vec!["A: b\n\nc"]);
+    }
+
+    #[test]
+    fn empty_mbox_has_no_messages() {
+        assert!(split("").is_empty());
+    }
+}
