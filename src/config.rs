@@ -35,6 +35,9 @@ pub struct Config {
     pub block_globally: bool,
     /// At least one site; the built-in default has one named `default`.
     pub sites: Vec<Site>,
+    /// Problems worth a line on stderr that do not stop the run (e.g. a file
+    /// holding a password is readable by others).
+    pub warnings: Vec<String>,
 }
 
 /// One mailing-list site.
@@ -92,9 +95,13 @@ pub enum Auth {
     XOAuth2,
 }
 
-/// Where the secret comes from. Never the command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the secret comes from. Never the command line. `Debug` never shows
+/// an inline password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Secret {
+    /// `password`: written in the config file itself (draws a warning when
+    /// the file is readable by group or others).
+    Inline(String),
     /// `password_env`: an environment variable name.
     Env(String),
     /// `password_file`: the first line of a file.
@@ -103,6 +110,18 @@ pub enum Secret {
     Command(String),
     /// `oauth2_token_command`: a shell command printing an OAuth2 access token.
     OAuth2Command(String),
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::Inline(_) => f.write_str("Inline(<redacted>)"),
+            Secret::Env(v) => f.debug_tuple("Env").field(v).finish(),
+            Secret::File(p) => f.debug_tuple("File").field(p).finish(),
+            Secret::Command(c) => f.debug_tuple("Command").field(c).finish(),
+            Secret::OAuth2Command(c) => f.debug_tuple("OAuth2Command").field(c).finish(),
+        }
+    }
 }
 
 /// What to do with a recorded message on the server.
@@ -155,6 +174,7 @@ impl Config {
                 verp: None,
                 mailbox: None,
             }],
+            warnings: Vec::new(),
         }
     }
 
