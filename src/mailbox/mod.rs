@@ -6,7 +6,12 @@
 //! `list` → for each bounded batch: `fetch` → classify → commit → `remove` →
 //! ... → `finish` (POP3 QUIT applies the DELEs; IMAP expunges).
 
+pub mod connect;
+pub mod imap;
 pub mod local;
+pub mod pop3;
+pub mod sasl;
+pub mod secret;
 
 use crate::exit::{Exit, ExitCode};
 
@@ -82,8 +87,8 @@ pub trait Mailbox {
 /// Connects and logs in to a site's mailbox (TLS and authentication per the
 /// site's settings).
 pub fn open(settings: &crate::config::Mailbox) -> Result<Box<dyn Mailbox>, Error> {
-    Err(Error::Unavailable {
-        server: format!("{}:{}", settings.host, settings.port),
-        reason: "server mailboxes are not supported yet".into(),
+    Ok(match settings.protocol {
+        crate::config::Protocol::Pop3 => Box::new(pop3::open(settings)?),
+        crate::config::Protocol::Imap => imap::open(settings)?,
     })
 }

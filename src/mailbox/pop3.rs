@@ -1,0 +1,562 @@
+//! Our own POP3 client (RFC 1939, RFC 2449 CAPA, RFC 2595 STLS, RFC 5034
+//! AUTH) over any `Read + Write` stream, and the [`Mailbox`] built on it.
+//!
+//! Replies are parsed by the pure functions of [`reply`]; this file only
+//! moves bytes. Deletions are DELEs that the server applies at QUIT, so a
+//! run that dies before [`Mailbox::finish`] deletes nothing.
+
+pub mod reply;
+
+use std::io::{self, Read, Write};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use self::reply::{Parse, Status};
+use super::connect::{Stream, Target};
+use super::sasl::{self, Method, Offer};
+use super::secret::{self, Credential};
+use super::{Error, Mailbox, MessageRef};
+use crate::config::{Mailbox as Settings, Tls};
+
+/// What went wrong in a dialogue, before it is given a server name.
+#[derive(Debug)]
+pub enum Failure {
+    /// The socket failed while `doing` something.
+    Io { doing: String, error: io::Error },
+    /// The server answered `-ERR text` to `command`.
+    Refused { command: String, text: String },
+    /// The server said something that is not POP3.
+    Protocol(String),
+}
+
+/// A POP3 dialogue over `S`.
+pub struct Client<S> {
+    stream: S,
+    buf: Vec<u8>,
+    pos: usize,
+    /// Send batches of commands before reading replies (CAPA PIPELINING).
+    pub pipelining: bool,
+}
+
+/// Capabilities from CAPA: one entry per line, keyword first.
+#[derive(Debug, Clone, Default)]
+pub struct Capabilities(pub Vec<String>);
+
+impl Capabilities {
+    /// True when a line starts with this keyword (case-insensitive).
+    pub fn has(&self, keyword: &str) -> bool {
+        self.0.iter().any(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
+        })
+    }
+
+    /// The mechanisms of the `SASL` line, uppercase.
+    pub fn sasl(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                let first = words.next()?;
+                first
+                    .eq_ignore_ascii_case("SASL")
+                    .then(|| words.map(str::to_ascii_uppercase).collect::<Vec<_>>())
+            })
+            .flatten()
+            .collect()
+    }
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+impl<S: Read + Write> Client<S> {
+    /// Wraps a connected stream; call [`Client::greeting`] first.
+    pub fn new(stream: S) -> Client<S> {
+        Client {
+            stream,
+            buf: Vec::with_capacity(READ_CHUNK),
+            pos: 0,
+            pipelining: false,
+        }
+    }
+
+    /// Reads the greeting and returns its text (which may carry the APOP
+    /// timestamp).
+    pub fn greeting(&mut self) -> Result<String, Failure> {
+        match self.status("waiting for the greeting")? {
+            Status::Ok(text) => Ok(text),
+            Status::Err(text) => Err(Failure::Refused {
+                command: "connect".into(),
+                text,
+            }),
+            Status::Continue(_) => Err(Failure::Protocol("greeting is a continuation".into())),
+        }
+    }
+
+    /// CAPA; `None` when the server does not know it (RFC 1939 servers).
+    pub fn capa(&mut self) -> Result<Option<Capabilities>, Failure> {
+        self.send(b"CAPA\r\n", "sending CAPA")?;
+        match self.status("reading CAPA")? {
+            Status::Ok(_) => {
+                let body = self.body("reading CAPA", 256)?;
+                let lines = String::from_utf8_lossy(&body)
+                    .lines()
+                    .map(str::to_string)
+                    .collect();
+                Ok(Some(Capabilities(lines)))
+            }
+            Status::Err(_) => Ok(None),
+            Status::Continue(_) => Err(Failure::Protocol("CAPA got a continuation".into())),
+        }
+    }
+
+    /// STLS: returns the stream, ready for the TLS handshake.
+    pub fn stls(mut self) -> Result<S, Failure> {
+        self.simple("STLS")?;
+        // Anything already buffered was sent before TLS and could have been
+        // injected by an attacker (CVE-2011-0411 class): refuse it.
+        if self.pos < self.buf.len() {
+            return Err(Failure::Protocol("data after the STLS reply".into()));
+        }
+        Ok(self.stream)
+    }
+
+    /// Logs in with `method`. `greeting` is needed for APOP.
+    pub fn login(
+        &mut self,
+        method: Method,
+        user: &str,
+        credential: &Credential,
+        greeting: &str,
+    ) -> Result<(), Failure> {
+        let (Credential::Password(secret) | Credential::Token(secret)) = credential;
+        let secret = secret.expose();
+        match method {
+            Method::User => {
+                self.simple(&format!("USER {user}"))?;
+                self.hidden("PASS", &format!("PASS {secret}\r\n"))
+            }
+            Method::Apop => {
+                let ts = reply::apop_timestamp(greeting).ok_or_else(|| {
+                    Failure::Protocol("the greeting has no APOP timestamp".into())
+                })?;
+                let digest = sasl::apop(&ts, secret);
+                self.hidden("APOP", &format!("APOP {user} {digest}\r\n"))
+            }
+            Method::Plain => self.auth("PLAIN", |_, _| sasl::plain(user, secret)),
+            Method::Login => self.auth("LOGIN", |step, _| match step {
+                0 => user.as_bytes().to_vec(),
+                _ => secret.as_bytes().to_vec(),
+            }),
+            Method::CramMd5 => self.auth("CRAM-MD5", |_, ch| sasl::cram_md5(user, secret, ch)),
+            // A failed XOAUTH2 gets a JSON error as a second challenge, to
+            // which the client must answer with an empty line.
+            Method::XOAuth2 => self.auth("XOAUTH2", |step, _| match step {
+                0 => sasl::xoauth2(user, secret),
+                _ => Vec::new(),
+            }),
+        }
+    }
+
+    /// RFC 5034 AUTH: `respond(step, challenge)` gives each response.
+    fn auth(
+        &mut self,
+        mech: &str,
+        respond: impl Fn(usize, &[u8]) -> Vec<u8>,
+    ) -> Result<(), Failure> {
+        let command = format!("AUTH {mech}");
+        self.send(format!("{command}\r\n").as_bytes(), "sending AUTH")?;
+        for step in 0.. {
+            match self.status("authenticating")? {
+                Status::Ok(_) => return Ok(()),
+                Status::Err(text) => return Err(Failure::Refused { command, text }),
+                Status::Continue(data) => {
+                    let challenge = B64.decode(data.trim()).map_err(|_| {
+                        Failure::Protocol(format!("{mech} challenge is not base64"))
+                    })?;
+                    let mut line = B64.encode(respond(step, &challenge));
+                    line.push_str("\r\n");
+                    self.send(line.as_bytes(), "authenticating")?;
+                }
+            }
+            if step > 8 {
+                break;
+            }
+        }
+        Err(Failure::Protocol(format!("{mech} did not finish")))
+    }
+
+    /// STAT: (message count, total octets).
+    pub fn stat(&mut self) -> Result<(u32, u64), Failure> {
+        let text = self.simple("STAT")?;
+        let mut w = text.split_whitespace();
+        match (w.next().and_then(|n| n.parse().ok()), w.next().and_then(|n| n.parse().ok())) {
+            (Some(n), Some(size)) => Ok((n, size)),
+            _ => Err(Failure::Protocol(format!("bad STAT reply {text:?}"))),
+        }
+    }
+
+    /// UIDL and LIST together: (number, UIDL, size) of every message.
+    pub fn uidl_list(&mut self) -> Result<Vec<(u32, String, u64)>, Failure> {
+        let pipelined = self.pipelining;
+        if pipelined {
+            self.send(b"UIDL\r\nLIST\r\n", "sending UIDL and LIST")?;
+        }
+        let uidl = self.multi("UIDL", !pipelined)?;
+        let list = self.multi("LIST", !pipelined)?;
+        let uids = pairs(&uidl, "UIDL")?;
+        let sizes = pairs(&list, "LIST")?;
+        let mut out = Vec::with_capacity(uids.len());
+        for (n, uid) in uids {
+            let size = sizes
+                .iter()
+                .find(|(m, _)| *m == n)
+                .and_then(|(_, s)| s.parse().ok())
+                .unwrap_or(0);
+            out.push((n, uid.to_string(), size));
+        }
+        Ok(out)
+    }
+
+    /// RETR of each message, pipelined when allowed; byte-exact contents.
+    pub fn retr_many(&mut self, numbers: &[u32], sizes: &[u64]) -> Result<Vec<Vec<u8>>, Failure> {
+        if self.pipelining {
+            let cmds: String = numbers.iter().map(|n| format!("RETR {n}\r\n")).collect();
+            self.send(cmds.as_bytes(), "sending RETR")?;
+        }
+        let mut out = Vec::with_capacity(numbers.len());
+        for (i, n) in numbers.iter().enumerate() {
+            let command = format!("RETR {n}");
+            if !self.pipelining {
+                self.send(format!("{command}\r\n").as_bytes(), "sending RETR")?;
+            }
+            let doing = format!("during RETR {n}");
+            match self.status(&doing)? {
+                Status::Ok(_) => {
+                    let hint = sizes.get(i).copied().unwrap_or(0) as usize;
+                    out.push(self.body(&doing, hint.min(64 << 20))?);
+                }
+                Status::Err(text) => return Err(Failure::Refused { command, text }),
+                Status::Continue(_) => return Err(Failure::Protocol("RETR got a continuation".into())),
+            }
+        }
+        Ok(out)
+    }
+
+    /// DELE of each message (applied by the server at QUIT).
+    pub fn dele_many(&mut self, numbers: &[u32]) -> Result<(), Failure> {
+        if !self.pipelining {
+            for n in numbers {
+                self.simple(&format!("DELE {n}"))?;
+            }
+            return Ok(());
+        }
+        let cmds: String = numbers.iter().map(|n| format!("DELE {n}\r\n")).collect();
+        self.send(cmds.as_bytes(), "sending DELE")?;
+        for n in numbers {
+            if let Status::Err(text) = self.status("reading DELE replies")? {
+                return Err(Failure::Refused {
+                    command: format!("DELE {n}"),
+                    text,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// QUIT: the server commits the DELEs.
+    pub fn quit(&mut self) -> Result<(), Failure> {
+        self.simple("QUIT").map(|_| ())
+    }
+
+    /// A one-line command with a one-line reply.
+    fn simple(&mut self, command: &str) -> Result<String, Failure> {
+        self.send(format!("{command}\r\n").as_bytes(), &format!("sending {command}"))?;
+        self.expect_ok(command)
+    }
+
+    /// A command carrying a secret: the text in errors is only `name`.
+    fn hidden(&mut self, name: &str, line: &str) -> Result<(), Failure> {
+        self.send(line.as_bytes(), &format!("sending {name}"))?;
+        self.expect_ok(name).map(|_| ())
+    }
+
+    fn expect_ok(&mut self, command: &str) -> Result<String, Failure> {
+        match self.status(&format!("waiting for the reply to {command}"))? {
+            Status::Ok(text) => Ok(text),
+            Status::Err(text) => Err(Failure::Refused {
+                command: command.to_string(),
+                text,
+            }),
+            Status::Continue(_) => Err(Failure::Protocol(format!("{command} got a continuation"))),
+        }
+    }
+
+    /// A multi-line command (sent unless already pipelined).
+    fn multi(&mut self, command: &str, send: bool) -> Result<Vec<u8>, Failure> {
+        if send {
+            self.send(format!("{command}\r\n").as_bytes(), &format!("sending {command}"))?;
+        }
+        let doing = format!("reading {command}");
+        match self.status(&doing)? {
+            Status::Ok(_) => self.body(&doing, 4096),
+            Status::Err(text) => Err(Failure::Refused {
+                command: command.to_string(),
+                text,
+            }),
+            Status::Continue(_) => Err(Failure::Protocol(format!("{command} got a continuation"))),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8], doing: &str) -> Result<(), Failure> {
+        self.stream
+            .write_all(bytes)
+            .and_then(|()| self.stream.flush())
+            .map_err(|error| Failure::Io {
+                doing: doing.to_string(),
+                error,
+            })
+    }
+
+    fn status(&mut self, doing: &str) -> Result<Status, Failure> {
+        loop {
+            match reply::status(&self.buf[self.pos..]).map_err(Failure::Protocol)? {
+                Parse::Done(st, used) => {
+                    self.pos += used;
+                    return Ok(st);
+                }
+                Parse::Incomplete => self.fill(doing)?,
+            }
+        }
+    }
+
+    fn body(&mut self, doing: &str, size_hint: usize) -> Result<Vec<u8>, Failure> {
+        let mut out = Vec::with_capacity(size_hint + 64);
+        loop {
+            let b = reply::body(&self.buf[self.pos..], &mut out);
+            self.pos += b.consumed;
+            if b.done {
+                return Ok(out);
+            }
+            self.fill(doing)?;
+        }
+    }
+
+    /// Reads more bytes, first dropping what was consumed so the buffer
+    /// stays about one chunk however long the session.
+    fn fill(&mut self, doing: &str) -> Result<(), Failure> {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + READ_CHUNK, 0);
+        let n = loop {
+            match self.stream.read(&mut self.buf[len..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r,
+            }
+        };
+        match n {
+            Ok(0) => {
+                self.buf.truncate(len);
+                Err(Failure::Io {
+                    doing: doing.to_string(),
+                    error: io::ErrorKind::UnexpectedEof.into(),
+                })
+            }
+            Ok(n) => {
+                self.buf.truncate(len + n);
+                Ok(())
+            }
+            Err(error) => {
+                self.buf.truncate(len);
+                Err(Failure::Io {
+                    doing: doing.to_string(),
+                    error,
+                })
+            }
+        }
+    }
+}
+
+/// Parses "N value" lines of a UIDL or LIST body.
+fn pairs<'a>(body: &'a [u8], what: &str) -> Result<Vec<(u32, &'a str)>, Failure> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| Failure::Protocol(format!("{what} reply is not text")))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let mut w = l.split_whitespace();
+            match (w.next().and_then(|n| n.parse().ok()), w.next()) {
+                (Some(n), Some(v)) => Ok((n, v)),
+                _ => Err(Failure::Protocol(format!("bad {what} line {l:?}"))),
+            }
+        })
+        .collect()
+}
+
+/// A logged-in POP3 mailbox.
+pub struct Pop3Mailbox {
+    client: Client<Stream>,
+    target: Target,
+    user: String,
+    scheme: &'static str,
+}
+
+/// Connects, upgrades to TLS as configured, and logs in.
+pub fn open(settings: &Settings) -> Result<Pop3Mailbox, Error> {
+    let target = Target::of(settings, "POP3");
+    let credential = secret::resolve(settings.secret.as_ref(), &target.server())?;
+    let fail = |f: Failure| failure(&target, &settings.username, f);
+    let tcp = target.tcp()?;
+    let ca = settings.ca_file.as_deref();
+    let stream = match settings.tls {
+        Tls::Implicit => Stream::Tls(Box::new(target.tls(tcp, ca)?)),
+        Tls::StartTls | Tls::None => Stream::Plain(tcp),
+    };
+    let mut client = Client::new(stream);
+    let greeting = client.greeting().map_err(fail)?;
+    let mut caps = client.capa().map_err(fail)?;
+    if settings.tls == Tls::StartTls {
+        if caps.as_ref().is_some_and(|c| !c.has("STLS")) {
+            return Err(Error::Tls {
+                server: target.server(),
+                reason: "the server does not offer STLS (tls = \"starttls\")".into(),
+            });
+        }
+        let Stream::Plain(tcp) = client.stls().map_err(fail)? else {
+            unreachable!("STLS on a plain connection");
+        };
+        client = Client::new(Stream::Tls(Box::new(target.tls(tcp, ca)?)));
+        // The greeting's APOP timestamp still applies; capabilities may differ.
+        caps = client.capa().map_err(fail)?;
+    }
+    let offer = Offer {
+        listed: caps.is_some(),
+        sasl: caps.as_ref().map(Capabilities::sasl).unwrap_or_default(),
+        apop: reply::apop_timestamp(&greeting).is_some(),
+        user: caps.as_ref().is_none_or(|c| c.has("USER")),
+    };
+    let encrypted = client.stream.is_encrypted();
+    let method = sasl::choose(
+        settings.auth,
+        &offer,
+        matches!(credential, Credential::Token(_)),
+        encrypted,
+        settings.allow_plaintext_auth,
+    )
+    .map_err(|reason| Error::Config {
+        server: target.server(),
+        reason,
+    })?;
+    client
+        .login(method, &settings.username, &credential, &greeting)
+        .map_err(fail)?;
+    // RFC 2449: capabilities may change after login; PIPELINING matters now.
+    let caps = client.capa().map_err(fail)?;
+    client.pipelining = caps.as_ref().is_some_and(|c| c.has("PIPELINING"));
+    let scheme = if settings.tls == Tls::Implicit { "pop3s" } else { "pop3" };
+    Ok(Pop3Mailbox {
+        client,
+        target,
+        user: settings.username.clone(),
+        scheme,
+    })
+}
+
+/// Gives a dialogue failure its server name and exit code.
+fn failure(target: &Target, user: &str, f: Failure) -> Error {
+    match f {
+        Failure::Io { doing, error } => target.io_error(&doing, &error),
+        Failure::Protocol(reason) => Error::Protocol {
+            server: target.server(),
+            reason,
+        },
+        Failure::Refused { command, text } => {
+            let code = reply::response_code(&text).map(str::to_ascii_uppercase);
+            let login = matches!(command.as_str(), "PASS" | "APOP")
+                || command.starts_with("USER ")
+                || command.starts_with("AUTH ");
+            match code.as_deref() {
+                // RFC 2449/3206: the mailbox is busy or the server has a
+                // passing problem: cron will retry.
+                Some("IN-USE" | "LOGIN-DELAY" | "SYS/TEMP") => Error::Temporary {
+                    server: target.server(),
+                    reason: format!("{command}: {text}"),
+                },
+                _ if login => Error::AuthRefused {
+                    server: target.server(),
+                    user: user.to_string(),
+                    reason: text,
+                },
+                _ if command == "connect" => Error::Unavailable {
+                    server: target.server(),
+                    reason: format!("greeting: {text}"),
+                },
+                _ => Error::Protocol {
+                    server: target.server(),
+                    reason: format!("{command}: {text}"),
+                },
+            }
+        }
+    }
+}
+
+impl Pop3Mailbox {
+    fn fail(&self, f: Failure) -> Error {
+        failure(&self.target, &self.user, f)
+    }
+}
+
+impl Mailbox for Pop3Mailbox {
+    fn describe(&self) -> String {
+        format!(
+            "{}://{}@{}:{}",
+            self.scheme, self.user, self.target.host, self.target.port
+        )
+    }
+
+    fn list(&mut self) -> Result<Vec<MessageRef>, Error> {
+        let entries = self.client.uidl_list().map_err(|f| match f {
+            // Without UIDL a message cannot be recognised across runs.
+            Failure::Refused { command, text } if command == "UIDL" => Error::Protocol {
+                server: self.target.server(),
+                reason: format!(
+                    "the server does not support UIDL ({text}), which bouncectl needs to recognise messages across runs"
+                ),
+            },
+            f => self.fail(f),
+        })?;
+        Ok(entries
+            .into_iter()
+            .map(|(n, uidl, size)| MessageRef {
+                uid: format!("pop3:{}@{}:{uidl}", self.user, self.target.host),
+                size,
+                handle: n,
+            })
+            .collect())
+    }
+
+    fn fetch(&mut self, refs: &[MessageRef]) -> Result<Vec<Vec<u8>>, Error> {
+        let numbers: Vec<u32> = refs.iter().map(|r| r.handle).collect();
+        let sizes: Vec<u64> = refs.iter().map(|r| r.size).collect();
+        self.client
+            .retr_many(&numbers, &sizes)
+            .map_err(|f| self.fail(f))
+    }
+
+    fn remove(&mut self, refs: &[MessageRef]) -> Result<(), Error> {
+        let numbers: Vec<u32> = refs.iter().map(|r| r.handle).collect();
+        self.client.dele_many(&numbers).map_err(|f| self.fail(f))
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<(), Error> {
+        self.client.quit().map_err(|f| self.fail(f))
+    }
+}
+
+#[cfg(test)]
+mod tests;
