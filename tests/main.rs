@@ -1,7 +1,8 @@
 //! One integration-test binary. Each module owns one area:
 //! - `classify`: golden corpus and classifier robustness
 //! - `store_cli`: counting, blocking and the subcommands on local sources
-//! - `mailbox`: POP3/IMAP end to end against a private Dovecot
+//! - `mailbox`: POP3/IMAP at library level against a private Dovecot
+//! - `mailbox_cli`: `bouncectl check` end to end against a private Dovecot
 //! - `docs`: man page and completions drift, README commands
 
 mod support;
@@ -9,4 +10,5 @@ mod support;
 mod classify;
 mod docs;
 mod mailbox;
+mod mailbox_cli;
 mod store_cli;
