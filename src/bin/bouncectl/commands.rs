@@ -23,6 +23,7 @@ pub fn dispatch(cli: Cli) -> Exit {
                 eprintln!("bouncectl: warning: {w}");
             }
             match &cli.command {
+                Command::GenerateDocs { dir } => crate::docs::generate(dir).map(|()| Exit::Ok),
                 Command::Check(a) => check_cmd(g, &config, a),
                 Command::Stats(a) => stats_cmd(g, &config, a),
                 Command::Block(a) => block_cmd(g, &config, a),
