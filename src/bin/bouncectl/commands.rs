@@ -60,6 +60,7 @@ fn exit_of(e: &anyhow::Error) -> Exit {
 
 struct CheckObserver {
     json: bool,
+    verbose: u8,
     quiet: bool,
     out: io::StdoutLock<'static>,
     open: bool,
@@ -86,6 +87,12 @@ impl check::Observer for CheckObserver {
         match &self.bar {
             Some(bar) => bar.suspend(|| eprintln!("bouncectl: {text}")),
             None => eprintln!("bouncectl: {text}"),
+        }
+    }
+
+    fn info(&mut self, text: &str) {
+        if self.verbose > 0 {
+            self.problem(text);
         }
     }
 
@@ -125,6 +132,7 @@ fn check_cmd(g: &Global, config: &Config, a: &CheckArgs) -> anyhow::Result<Exit>
     };
     let mut obs = CheckObserver {
         json: g.json,
+        verbose: g.verbose,
         quiet: g.quiet,
         out: io::stdout().lock(),
         open: true,
