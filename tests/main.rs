@@ -9,6 +9,7 @@ mod support;
 
 mod classify;
 mod docs;
+mod faults;
 mod mailbox;
 mod mailbox_cli;
 mod store_cli;

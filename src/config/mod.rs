@@ -9,6 +9,8 @@ use crate::exit::{Exit, ExitCode};
 
 mod parse;
 
+pub use parse::{Key, MAILBOX_KEYS, SITE_KEYS, TOP_KEYS};
+
 /// A configuration problem: always names the file, the key and what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -14,32 +14,147 @@ pub const DEFAULT_BOUNCE_LIMIT: u32 = 5;
 /// Default connect/read/write timeout of a mailbox, in seconds.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
 
-const TOP_KEYS: &[&str] = &["database", "block_globally", "site"];
-const SITE_KEYS: &[&str] = &[
-    "name",
-    "bounce_limit",
-    "block_on_complaint",
-    "delete_unrecognized",
-    "verp",
-    "mailbox",
+/// One configuration key: its name, default and meaning. The parser accepts
+/// exactly these names and the man page lists them from the same tables, so
+/// the documentation cannot drift from the code.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+const fn key(name: &'static str, default: &'static str, help: &'static str) -> Key {
+    Key {
+        name,
+        default,
+        help,
+    }
+}
+
+/// Top-level keys.
+pub const TOP_KEYS: &[Key] = &[
+    key(
+        "database",
+        "$XDG_DATA_HOME/bouncectl/bounces.db",
+        "SQLite database file (--db and BOUNCECTL_DB override it).",
+    ),
+    key(
+        "block_globally",
+        "false",
+        "A bounce adds to the address's counter in every site; each site applies its own limit.",
+    ),
+    key(
+        "site",
+        "one site named \"default\"",
+        "Array of [[site]] tables.",
+    ),
 ];
-const MAILBOX_KEYS: &[&str] = &[
-    "protocol",
-    "host",
-    "port",
-    "tls",
-    "auth",
-    "username",
-    "password",
-    "password_env",
-    "password_file",
-    "password_command",
-    "oauth2_token_command",
-    "ca_file",
-    "folder",
-    "after",
-    "allow_plaintext_auth",
-    "timeout",
+
+/// Keys of a `[[site]]` table.
+pub const SITE_KEYS: &[Key] = &[
+    key(
+        "name",
+        "(required)",
+        "Unique site name, used with --site and in the database.",
+    ),
+    key(
+        "bounce_limit",
+        "5",
+        "Block an address when its counter reaches this; 0 = never block automatically.",
+    ),
+    key(
+        "block_on_complaint",
+        "true",
+        "A complaint (ARF feedback report) blocks the address at once.",
+    ),
+    key(
+        "delete_unrecognized",
+        "false",
+        "Also delete mail that is not a bounce (by default it stays on the server).",
+    ),
+    key(
+        "verp",
+        "(none)",
+        "VERP pattern of the envelope recipient, e.g. bounces+{local}={domain}@example.com.",
+    ),
+    key(
+        "mailbox",
+        "(none)",
+        "[site.mailbox] table: where this site's bounces arrive.",
+    ),
+];
+
+/// Keys of a `[site.mailbox]` table.
+pub const MAILBOX_KEYS: &[Key] = &[
+    key("protocol", "(required)", "pop3 or imap."),
+    key(
+        "host",
+        "(required)",
+        "Server host name; certificates are checked against it.",
+    ),
+    key(
+        "port",
+        "995/110 (pop3), 993/143 (imap)",
+        "Server port; the default follows protocol and tls.",
+    ),
+    key(
+        "tls",
+        "implicit",
+        "implicit (TLS from the first byte), starttls (STLS/STARTTLS, required), or none.",
+    ),
+    key(
+        "auth",
+        "auto",
+        "auto, user, apop, plain, login, cram-md5 or xoauth2. auto picks CRAM-MD5, then APOP, else a plaintext method inside TLS.",
+    ),
+    key("username", "(required)", "Login name."),
+    key(
+        "password",
+        "(none)",
+        "The password itself; discouraged: draws a warning when the file is readable by others.",
+    ),
+    key(
+        "password_env",
+        "(none)",
+        "Name of an environment variable holding the password.",
+    ),
+    key(
+        "password_file",
+        "(none)",
+        "File whose first line is the password.",
+    ),
+    key(
+        "password_command",
+        "(none)",
+        "Shell command whose first output line is the password.",
+    ),
+    key(
+        "oauth2_token_command",
+        "(none)",
+        "Shell command printing an OAuth2 access token (auth = xoauth2).",
+    ),
+    key(
+        "ca_file",
+        "(system roots)",
+        "Extra trusted CA certificate (PEM).",
+    ),
+    key("folder", "INBOX", "IMAP folder to read."),
+    key(
+        "after",
+        "delete",
+        "What to do with a recorded message: delete, keep, or move:FOLDER (imap only).",
+    ),
+    key(
+        "allow_plaintext_auth",
+        "false",
+        "Allow sending a password over a connection without TLS.",
+    ),
+    key(
+        "timeout",
+        "60",
+        "Connect, read and write timeout in seconds.",
+    ),
 ];
 
 /// One table being read: knows its key path for error messages.
@@ -63,12 +178,19 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn only(&self, allowed: &[&str]) -> Result<(), Error> {
-        match self.table.keys().find(|k| !allowed.contains(&k.as_str())) {
-            Some(k) => Err(self.err(
-                k,
-                format!("unknown key (expected one of: {})", allowed.join(", ")),
-            )),
+    fn only(&self, allowed: &[Key]) -> Result<(), Error> {
+        match self
+            .table
+            .keys()
+            .find(|k| !allowed.iter().any(|a| a.name == k.as_str()))
+        {
+            Some(k) => {
+                let names: Vec<&str> = allowed.iter().map(|a| a.name).collect();
+                Err(self.err(
+                    k,
+                    format!("unknown key (expected one of: {})", names.join(", ")),
+                ))
+            }
             None => Ok(()),
         }
     }
@@ -323,14 +445,6 @@ fn parse_mailbox(r: Reader<'_>) -> Result<Mailbox, Error> {
         },
     };
     let ca_file = r.path("ca_file")?;
-    if let Some(ca) = &ca_file
-        && !ca.is_file()
-    {
-        return Err(r.err(
-            "ca_file",
-            format!("{} does not exist or is not a file", ca.display()),
-        ));
-    }
     let allow_plaintext_auth = r.bool("allow_plaintext_auth", false)?;
     if tls == Tls::None
         && !allow_plaintext_auth
@@ -574,6 +688,15 @@ after = "move:Processed"
                 "for {text:?}: got {got:?}, want {want:?}"
             );
         }
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let c = parse(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.sites.len(), 2);
+        assert!(c.sites.iter().all(|s| s.mailbox.is_some()));
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub trait Observer {
     fn message(&mut self, report: &MessageReport);
     /// A one-line problem that does not stop the run (a site or file failed).
     fn problem(&mut self, text: &str);
+    /// What is happening, for `-v` (never a secret).
+    fn info(&mut self, _text: &str) {}
     /// Progress within a site's mailbox: `done` of `total` messages.
     fn progress(&mut self, _site: &str, _done: u64, _total: u64) {}
 }
@@ -212,6 +214,11 @@ impl Run<'_> {
         let name = format!("{}:{}", site.name, mb.describe());
         let refs = mb.list()?;
         let total = refs.len() as u64;
+        self.observer.info(&format!(
+            "site {}: {} lists {total} messages",
+            site.name,
+            mb.describe()
+        ));
         let removable = |kind: Kind| {
             settings.after != After::Keep && (kind != Kind::NotBounce || site.delete_unrecognized)
         };
@@ -291,6 +298,8 @@ impl Run<'_> {
             self.observer.progress(&site.name, done, total);
         }
         mb.finish()?;
+        self.observer
+            .info(&format!("site {}: session closed", site.name));
         Ok(())
     }
 

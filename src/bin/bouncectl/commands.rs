@@ -23,6 +23,7 @@ pub fn dispatch(cli: Cli) -> Exit {
                 eprintln!("bouncectl: warning: {w}");
             }
             match &cli.command {
+                Command::GenerateDocs { dir } => crate::docs::generate(dir).map(|()| Exit::Ok),
                 Command::Check(a) => check_cmd(g, &config, a),
                 Command::Stats(a) => stats_cmd(g, &config, a),
                 Command::Block(a) => block_cmd(g, &config, a),
@@ -59,6 +60,7 @@ fn exit_of(e: &anyhow::Error) -> Exit {
 
 struct CheckObserver {
     json: bool,
+    verbose: u8,
     quiet: bool,
     out: io::StdoutLock<'static>,
     open: bool,
@@ -85,6 +87,12 @@ impl check::Observer for CheckObserver {
         match &self.bar {
             Some(bar) => bar.suspend(|| eprintln!("bouncectl: {text}")),
             None => eprintln!("bouncectl: {text}"),
+        }
+    }
+
+    fn info(&mut self, text: &str) {
+        if self.verbose > 0 {
+            self.problem(text);
         }
     }
 
@@ -124,6 +132,7 @@ fn check_cmd(g: &Global, config: &Config, a: &CheckArgs) -> anyhow::Result<Exit>
     };
     let mut obs = CheckObserver {
         json: g.json,
+        verbose: g.verbose,
         quiet: g.quiet,
         out: io::stdout().lock(),
         open: true,
