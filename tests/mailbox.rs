@@ -75,8 +75,8 @@ fn pop3_every_tls_and_auth_combination_logs_in() {
     ];
     for (tls, auth) in cases {
         let s = settings(&d, Protocol::Pop3, tls, auth);
-        let raws = read_all(&s)
-            .unwrap_or_else(|e| panic!("POP3 {tls:?} {auth:?}: {e}\n{}", d.log()));
+        let raws =
+            read_all(&s).unwrap_or_else(|e| panic!("POP3 {tls:?} {auth:?}: {e}\n{}", d.log()));
         assert_eq!(raws, [sample(1)], "POP3 {tls:?} {auth:?}");
     }
     // USER/PASS over a plain connection only when the site allows it.
@@ -104,8 +104,8 @@ fn imap_every_tls_and_auth_combination_logs_in() {
     ];
     for (tls, auth) in cases {
         let s = settings(&d, Protocol::Imap, tls, auth);
-        let raws = read_all(&s)
-            .unwrap_or_else(|e| panic!("IMAP {tls:?} {auth:?}: {e}\n{}", d.log()));
+        let raws =
+            read_all(&s).unwrap_or_else(|e| panic!("IMAP {tls:?} {auth:?}: {e}\n{}", d.log()));
         assert_eq!(raws, [sample(1)], "IMAP {tls:?} {auth:?}");
     }
     let mut s = settings(&d, Protocol::Imap, Tls::None, Auth::User);
@@ -123,7 +123,11 @@ fn pop3_delete_applies_only_at_quit() {
     let mut mb = mailbox::open(&s).unwrap();
     let refs = mb.list().unwrap();
     assert_eq!(refs.len(), 3);
-    assert!(refs[0].uid.starts_with("pop3:bounces@127.0.0.1:"), "{}", refs[0].uid);
+    assert!(
+        refs[0].uid.starts_with("pop3:bounces@127.0.0.1:"),
+        "{}",
+        refs[0].uid
+    );
     mb.remove(&refs[..2]).unwrap();
     assert_eq!(d.count(None), 3, "DELE must wait for QUIT");
     mb.finish().unwrap();
@@ -173,7 +177,9 @@ fn imap_delete_expunges_removed_messages() {
     let refs = mb.list().unwrap();
     assert_eq!(refs.len(), 3);
     assert!(
-        refs[0].uid.starts_with("imap:bounces@127.0.0.1/INBOX;UIDVALIDITY="),
+        refs[0]
+            .uid
+            .starts_with("imap:bounces@127.0.0.1/INBOX;UIDVALIDITY="),
         "{}",
         refs[0].uid
     );
@@ -241,7 +247,11 @@ fn wrong_password_is_auth_refused_and_deletes_nothing() {
         let mut s = settings(&d, protocol, Tls::Implicit, auth);
         s.secret = Some(Secret::Inline("wrong-password".into()));
         let e = mailbox::open(&s).err().expect("login must fail");
-        assert!(matches!(e, Error::AuthRefused { .. }), "{protocol:?} {auth:?}: {e}\n{}", d.log());
+        assert!(
+            matches!(e, Error::AuthRefused { .. }),
+            "{protocol:?} {auth:?}: {e}\n{}",
+            d.log()
+        );
         assert_eq!(e.exit(), Exit::NoPerm);
         let text = e.to_string();
         assert!(text.contains("127.0.0.1") && text.contains(USER), "{text}");
@@ -262,7 +272,9 @@ fn untrusted_certificate_is_refused_naming_the_host() {
     ] {
         let mut s = settings(&d, protocol, tls, Auth::Auto);
         s.ca_file = None;
-        let e = mailbox::open(&s).err().expect("must refuse the certificate");
+        let e = mailbox::open(&s)
+            .err()
+            .expect("must refuse the certificate");
         assert!(matches!(e, Error::Tls { .. }), "{protocol:?} {tls:?}: {e}");
         assert_eq!(e.exit(), Exit::Unavailable);
         let text = e.to_string();
@@ -283,7 +295,10 @@ fn plaintext_password_over_unencrypted_connection_is_refused() {
     ] {
         let s = settings(&d, protocol, Tls::None, auth);
         let e = mailbox::open(&s).err().expect("must refuse");
-        assert!(matches!(e, Error::Config { .. }), "{protocol:?} {auth:?}: {e}");
+        assert!(
+            matches!(e, Error::Config { .. }),
+            "{protocol:?} {auth:?}: {e}"
+        );
         assert_eq!(e.exit(), Exit::Config);
         assert!(e.to_string().contains("allow_plaintext_auth"), "{e}");
     }
@@ -406,7 +421,10 @@ fn pop3_server_dropping_mid_retr_is_temporary() {
     let e = mb.fetch(&refs).unwrap_err();
     assert!(matches!(e, Error::Temporary { .. }), "{e}");
     assert_eq!(e.exit(), Exit::TempFail);
-    assert!(e.to_string().contains("connection dropped during RETR 1"), "{e}");
+    assert!(
+        e.to_string().contains("connection dropped during RETR 1"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -414,7 +432,13 @@ fn pop3_server_without_uidl_is_a_clear_error() {
     let port = serve_once(|s| {
         pop3_script(
             s,
-            &["-ERR\r\n", "+OK\r\n", "+OK\r\n", "-ERR\r\n", "-ERR unknown command\r\n"],
+            &[
+                "-ERR\r\n",
+                "+OK\r\n",
+                "+OK\r\n",
+                "-ERR\r\n",
+                "-ERR unknown command\r\n",
+            ],
         )
     });
     let mut mb = mailbox::open(&scripted(Protocol::Pop3, port, 5)).unwrap();
@@ -430,7 +454,9 @@ fn silent_server_times_out_within_timeout() {
             drop(s);
         });
         let started = Instant::now();
-        let e = mailbox::open(&scripted(protocol, port, 1)).err().expect("timeout");
+        let e = mailbox::open(&scripted(protocol, port, 1))
+            .err()
+            .expect("timeout");
         let took = started.elapsed();
         assert!(matches!(e, Error::Temporary { .. }), "{protocol:?}: {e}");
         assert_eq!(e.exit(), Exit::TempFail);
@@ -445,7 +471,7 @@ fn imap_server_dropping_mid_fetch_is_temporary() {
         s.write_all(b"* OK scripted\r\n").unwrap();
         let mut r = std::io::BufReader::new(s.try_clone().unwrap());
         let mut line = String::new();
-        let mut reply = |line: &str| -> Option<String> {
+        let reply = |line: &str| -> Option<String> {
             let tag = line.split_whitespace().next()?.to_string();
             let cmd = line.to_ascii_uppercase();
             Some(if cmd.contains("CAPABILITY") {
@@ -488,8 +514,14 @@ fn refused_connection_is_unavailable() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let e = mailbox::open(&scripted(Protocol::Pop3, port, 2)).err().unwrap();
+    let e = mailbox::open(&scripted(Protocol::Pop3, port, 2))
+        .err()
+        .unwrap();
     assert!(matches!(e, Error::Unavailable { .. }), "{e}");
-    assert!(e.to_string().starts_with(&format!("cannot connect to POP3 server 127.0.0.1:{port}: ")), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("cannot connect to POP3 server 127.0.0.1:{port}: ")),
+        "{e}"
+    );
     assert_eq!(e.exit(), Exit::Unavailable);
 }

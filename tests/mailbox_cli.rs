@@ -25,9 +25,7 @@ fn hard_bounces() -> Vec<PathBuf> {
         .filter_map(|l| {
             let v: Value = serde_json::from_str(l).unwrap();
             let expect = v["expect"].as_array()?;
-            (expect.len() == 1
-                && expect[0]["reason"] == "userunknown"
-                && expect[0]["hard"] == true)
+            (expect.len() == 1 && expect[0]["reason"] == "userunknown" && expect[0]["hard"] == true)
                 .then(|| fixtures().join(v["file"].as_str().unwrap()))
         })
         .collect();
@@ -159,7 +157,11 @@ fn untrusted_certificate_exits_69_and_deletes_nothing() {
     );
     let o = Setup::new(&mailbox, PASSWORD).check();
     assert_eq!(code(&o), 69, "{}", stderr(&o));
-    assert!(stderr(&o).contains("certificate not trusted"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("certificate not trusted"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(d.count(None), 1);
 }
 
@@ -185,7 +187,10 @@ fn password_from_environment_logs_in() {
     let cfg = s.home.path().join("config.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
     let text = text.replace(
-        &format!("password_file = \"{}\"", s.home.path().join("password").display()),
+        &format!(
+            "password_file = \"{}\"",
+            s.home.path().join("password").display()
+        ),
         "password_env = \"BOUNCES_TEST_PASSWORD\"",
     );
     std::fs::write(&cfg, text).unwrap();
@@ -299,7 +304,11 @@ fn second_run_counts_nothing_twice() {
     let o = s.check();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let sum = summary(&o);
-    assert_eq!((sum["bounces"].as_u64(), sum["counted"].as_u64()), (Some(5), Some(5)), "{sum}");
+    assert_eq!(
+        (sum["bounces"].as_u64(), sum["counted"].as_u64()),
+        (Some(5), Some(5)),
+        "{sum}"
+    );
     assert_eq!(sum["deleted"], 5, "{sum}");
     assert_eq!(d.count(None), 0);
     // The same messages arrive again (new UIDLs, same content).
@@ -341,7 +350,11 @@ fn bounces_are_deleted_and_non_bounces_kept() {
     let o = s.check();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let sum = summary(&o);
-    assert_eq!((sum["bounces"].as_u64(), sum["not_bounces"].as_u64()), (Some(3), Some(2)), "{sum}");
+    assert_eq!(
+        (sum["bounces"].as_u64(), sum["not_bounces"].as_u64()),
+        (Some(3), Some(2)),
+        "{sum}"
+    );
     assert_eq!(d.count(None), 2);
     // Not re-parsed next time: the ledger knows them.
     let sum = summary(&s.check());

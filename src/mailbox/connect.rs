@@ -88,10 +88,9 @@ impl Target {
     pub fn io_error(&self, doing: &str, e: &io::Error) -> Error {
         let reason = match e.kind() {
             // Linux reports an expired SO_RCVTIMEO as WouldBlock.
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => format!(
-                "timed out after {}s {doing}",
-                self.timeout.as_secs()
-            ),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                format!("timed out after {}s {doing}", self.timeout.as_secs())
+            }
             io::ErrorKind::UnexpectedEof
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
@@ -127,7 +126,12 @@ impl Target {
             }
         }
         Err(match last {
-            Some(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
+            Some(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                ) =>
+            {
                 // A host that never answers a SYN is as likely to be a
                 // transient network problem as a dead server.
                 Error::Temporary {

@@ -115,7 +115,11 @@ pub fn open(settings: &Settings) -> Result<Box<dyn Mailbox>, Error> {
         uidplus,
         can_move,
         expunge_at_finish: false,
-        scheme: if settings.tls == Tls::Implicit { "imaps" } else { "imap" },
+        scheme: if settings.tls == Tls::Implicit {
+            "imaps"
+        } else {
+            "imap"
+        },
     }))
 }
 
@@ -315,7 +319,7 @@ impl ImapMailbox {
 
     /// Runs a COPY or MOVE; when the target folder does not exist, creates
     /// it once and retries (RFC 3501 TRYCREATE).
-    fn to_folder(&mut self, set: &str, folder: &str, mv: bool) -> Result<(), Error> {
+    fn copy_or_move(&mut self, set: &str, folder: &str, mv: bool) -> Result<(), Error> {
         let doing = format!("moving messages to {folder}");
         let attempt = |s: &mut imap::Session<Stream>| {
             if mv {
@@ -409,9 +413,9 @@ impl Mailbox for ImapMailbox {
         match self.after.clone() {
             After::Keep => {}
             After::Delete => self.delete(&set)?,
-            After::Move(folder) if self.can_move => self.to_folder(&set, &folder, true)?,
+            After::Move(folder) if self.can_move => self.copy_or_move(&set, &folder, true)?,
             After::Move(folder) => {
-                self.to_folder(&set, &folder, false)?;
+                self.copy_or_move(&set, &folder, false)?;
                 self.delete(&set)?;
             }
         }

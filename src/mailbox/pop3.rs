@@ -192,7 +192,10 @@ impl<S: Read + Write> Client<S> {
     pub fn stat(&mut self) -> Result<(u32, u64), Failure> {
         let text = self.simple("STAT")?;
         let mut w = text.split_whitespace();
-        match (w.next().and_then(|n| n.parse().ok()), w.next().and_then(|n| n.parse().ok())) {
+        match (
+            w.next().and_then(|n| n.parse().ok()),
+            w.next().and_then(|n| n.parse().ok()),
+        ) {
             (Some(n), Some(size)) => Ok((n, size)),
             _ => Err(Failure::Protocol(format!("bad STAT reply {text:?}"))),
         }
@@ -239,7 +242,9 @@ impl<S: Read + Write> Client<S> {
                     out.push(self.body(&doing, hint.min(64 << 20))?);
                 }
                 Status::Err(text) => return Err(Failure::Refused { command, text }),
-                Status::Continue(_) => return Err(Failure::Protocol("RETR got a continuation".into())),
+                Status::Continue(_) => {
+                    return Err(Failure::Protocol("RETR got a continuation".into()));
+                }
             }
         }
         Ok(out)
@@ -273,7 +278,10 @@ impl<S: Read + Write> Client<S> {
 
     /// A one-line command with a one-line reply.
     fn simple(&mut self, command: &str) -> Result<String, Failure> {
-        self.send(format!("{command}\r\n").as_bytes(), &format!("sending {command}"))?;
+        self.send(
+            format!("{command}\r\n").as_bytes(),
+            &format!("sending {command}"),
+        )?;
         self.expect_ok(command)
     }
 
@@ -297,7 +305,10 @@ impl<S: Read + Write> Client<S> {
     /// A multi-line command (sent unless already pipelined).
     fn multi(&mut self, command: &str, send: bool) -> Result<Vec<u8>, Failure> {
         if send {
-            self.send(format!("{command}\r\n").as_bytes(), &format!("sending {command}"))?;
+            self.send(
+                format!("{command}\r\n").as_bytes(),
+                &format!("sending {command}"),
+            )?;
         }
         let doing = format!("reading {command}");
         match self.status(&doing)? {
@@ -458,7 +469,11 @@ pub fn open(settings: &Settings) -> Result<Pop3Mailbox, Error> {
     // RFC 2449: capabilities may change after login; PIPELINING matters now.
     let caps = client.capa().map_err(fail)?;
     client.pipelining = caps.as_ref().is_some_and(|c| c.has("PIPELINING"));
-    let scheme = if settings.tls == Tls::Implicit { "pop3s" } else { "pop3" };
+    let scheme = if settings.tls == Tls::Implicit {
+        "pop3s"
+    } else {
+        "pop3"
+    };
     Ok(Pop3Mailbox {
         client,
         target,

@@ -78,10 +78,12 @@ pub fn choose(
         Auth::Auto if offer.has("CRAM-MD5") => Method::CramMd5,
         Auth::Auto if offer.apop => Method::Apop,
         Auth::Auto if !clear_ok => {
-            return Err("the server offers no login that keeps the password off the wire \
+            return Err(
+                "the server offers no login that keeps the password off the wire \
                  (CRAM-MD5 or APOP) and the connection is not encrypted; use tls = \"implicit\" \
                  or \"starttls\", or set allow_plaintext_auth = true"
-                .into());
+                    .into(),
+            );
         }
         Auth::Auto if offer.has("PLAIN") => Method::Plain,
         Auth::Auto if offer.user || !offer.listed => Method::User,
@@ -190,18 +192,30 @@ mod tests {
     #[test]
     fn auto_prefers_cram_md5_then_apop() {
         let o = offer(&["PLAIN", "CRAM-MD5"], true);
-        assert_eq!(choose(Auth::Auto, &o, false, true, false), Ok(Method::CramMd5));
+        assert_eq!(
+            choose(Auth::Auto, &o, false, true, false),
+            Ok(Method::CramMd5)
+        );
         let o = offer(&["PLAIN"], true);
-        assert_eq!(choose(Auth::Auto, &o, false, false, false), Ok(Method::Apop));
+        assert_eq!(
+            choose(Auth::Auto, &o, false, false, false),
+            Ok(Method::Apop)
+        );
     }
 
     #[test]
     fn auto_uses_clear_methods_only_inside_tls() {
         let o = offer(&["PLAIN", "LOGIN"], false);
-        assert_eq!(choose(Auth::Auto, &o, false, true, false), Ok(Method::Plain));
+        assert_eq!(
+            choose(Auth::Auto, &o, false, true, false),
+            Ok(Method::Plain)
+        );
         let e = choose(Auth::Auto, &o, false, false, false).unwrap_err();
         assert!(e.contains("allow_plaintext_auth"), "{e}");
-        assert_eq!(choose(Auth::Auto, &o, false, false, true), Ok(Method::Plain));
+        assert_eq!(
+            choose(Auth::Auto, &o, false, false, true),
+            Ok(Method::Plain)
+        );
     }
 
     #[test]
@@ -210,7 +224,16 @@ mod tests {
         for a in [Auth::User, Auth::Plain, Auth::Login] {
             assert!(choose(a, &o, false, false, false).is_err());
         }
-        assert_eq!(choose(Auth::CramMd5, &offer(&["CRAM-MD5"], false), false, false, false), Ok(Method::CramMd5));
+        assert_eq!(
+            choose(
+                Auth::CramMd5,
+                &offer(&["CRAM-MD5"], false),
+                false,
+                false,
+                false
+            ),
+            Ok(Method::CramMd5)
+        );
     }
 
     #[test]
@@ -224,7 +247,10 @@ mod tests {
     #[test]
     fn token_means_xoauth2_and_needs_tls() {
         let o = offer(&["XOAUTH2"], false);
-        assert_eq!(choose(Auth::Auto, &o, true, true, false), Ok(Method::XOAuth2));
+        assert_eq!(
+            choose(Auth::Auto, &o, true, true, false),
+            Ok(Method::XOAuth2)
+        );
         assert!(choose(Auth::XOAuth2, &o, true, false, false).is_err());
     }
 

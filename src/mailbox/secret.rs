@@ -122,9 +122,7 @@ fn run(cmd: &str, key: &str) -> Result<String, String> {
             .read_to_end(&mut out)
             .map_err(|e| format!("cannot read the output of {key}: {e}"))?;
     }
-    let status = child
-        .wait()
-        .map_err(|e| format!("cannot run {key}: {e}"))?;
+    let status = child.wait().map_err(|e| format!("cannot run {key}: {e}"))?;
     if !status.success() {
         return Err(format!("{key} failed ({status})"));
     }
@@ -173,7 +171,9 @@ mod tests {
             "S",
         )
         .unwrap_err();
-        assert!(e.to_string().contains("password_env BOUNCECTL_TEST_SURELY_UNSET_VAR: the environment variable is not set"));
+        assert!(e.to_string().contains(
+            "password_env BOUNCECTL_TEST_SURELY_UNSET_VAR: the environment variable is not set"
+        ));
         assert!(matches!(e, Error::Config { .. }));
     }
 

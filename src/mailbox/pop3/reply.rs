@@ -98,9 +98,12 @@ pub fn body(buf: &[u8], out: &mut Vec<u8>) -> Body {
     }
 }
 
+/// A status line with the decoded body of a positive multi-line reply.
+pub type Reply = (Status, Option<Vec<u8>>);
+
 /// A whole reply: the status line and, for a positive reply to a multi-line
 /// command, the decoded body. Used for small replies and in tests.
-pub fn reply(buf: &[u8], multiline: bool) -> Result<Parse<(Status, Option<Vec<u8>>)>, String> {
+pub fn reply(buf: &[u8], multiline: bool) -> Result<Parse<Reply>, String> {
     let (st, used) = match status(buf)? {
         Parse::Incomplete => return Ok(Parse::Incomplete),
         Parse::Done(st, used) => (st, used),
@@ -219,7 +222,10 @@ mod tests {
         assert_eq!(
             r,
             Parse::Done(
-                (Status::Ok(String::new()), Some(b"1 abc\r\n2 def\r\n".to_vec())),
+                (
+                    Status::Ok(String::new()),
+                    Some(b"1 abc\r\n2 def\r\n".to_vec())
+                ),
                 22
             )
         );

@@ -118,7 +118,12 @@ fn auth_plain_and_login_send_base64() {
 fn xoauth2_failure_answers_error_challenge_then_is_refused() {
     let mut c = client("+ \r\n+ eyJzdGF0dXMiOiI0MDEifQ==\r\n-ERR [AUTH] bad token\r\n");
     let e = c
-        .login(Method::XOAuth2, "u", &Credential::Token(Sensitive::new("t")), "")
+        .login(
+            Method::XOAuth2,
+            "u",
+            &Credential::Token(Sensitive::new("t")),
+            "",
+        )
         .unwrap_err();
     assert!(matches!(e, Failure::Refused { ref text, .. } if text == "[AUTH] bad token"));
     let w = c.stream.written();
@@ -128,7 +133,9 @@ fn xoauth2_failure_answers_error_challenge_then_is_refused() {
 #[test]
 fn refused_password_maps_to_auth_refused_without_the_password() {
     let mut c = client("+OK\r\n-ERR [AUTH] Authentication failed.\r\n");
-    let e = c.login(Method::User, "bob", &pw("hunter2"), "").unwrap_err();
+    let e = c
+        .login(Method::User, "bob", &pw("hunter2"), "")
+        .unwrap_err();
     let t = Target {
         protocol: "POP3",
         host: "h".into(),
@@ -194,7 +201,10 @@ fn pipelined_retr_sends_the_batch_before_reading() {
     let mut c = client("+OK\r\nA\r\n.\r\n+OK\r\n..B\r\n.\r\n+OK\r\nC\n.\n");
     c.pipelining = true;
     let got = c.retr_many(&[1, 2, 3], &[3, 4, 2]).unwrap();
-    assert_eq!(got, [b"A\r\n".to_vec(), b".B\r\n".to_vec(), b"C\n".to_vec()]);
+    assert_eq!(
+        got,
+        [b"A\r\n".to_vec(), b".B\r\n".to_vec(), b"C\n".to_vec()]
+    );
     assert_eq!(
         c.stream.log[0],
         Event::Write("RETR 1\r\nRETR 2\r\nRETR 3\r\n".into())
