@@ -467,4 +467,53 @@ mod tests {
         assert_eq!(a.process(b"Username:"), b"u");
         assert_eq!(a.process(b"Password:"), b"p");
     }
+
+    #[test]
+    fn sasl_xoauth2_answers_error_challenge_with_empty_response() {
+        use imap::Authenticator;
+        let token = Sensitive::new("tok");
+        let a = Sasl {
+            method: Method::XOAuth2,
+            user: "u@example.com",
+            secret: &token,
+            step: Cell::new(0),
+        };
+        assert_eq!(
+            a.process(b""),
+            b"user=u@example.com\x01auth=Bearer tok\x01\x01"
+        );
+        assert_eq!(a.process(b"{\"status\":\"401\"}"), b"");
+    }
+
+    #[test]
+    fn sasl_cram_md5_and_plain() {
+        use imap::Authenticator;
+        let pw = Sensitive::new("tanstaaftanstaaf");
+        let a = Sasl {
+            method: Method::CramMd5,
+            user: "tim",
+            secret: &pw,
+            step: Cell::new(0),
+        };
+        let r = a.process(b"<1896.697170952@postoffice.reston.mci.net>");
+        assert_eq!(r, b"tim b913a602c7eda7a495b4e6e7334d3890");
+        let p = Sasl {
+            method: Method::Plain,
+            user: "tim",
+            secret: &pw,
+            step: Cell::new(0),
+        };
+        assert_eq!(p.process(b""), b"\0tim\0tanstaaftanstaaf");
+    }
+
+    #[test]
+    fn unavailable_response_code_is_recognised() {
+        assert!(is_unavailable(
+            "[UNAVAILABLE] Temporary authentication failure."
+        ));
+        assert!(is_unavailable("[SERVERBUG] Internal error"));
+        assert!(!is_unavailable(
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        ));
+    }
 }

@@ -438,8 +438,16 @@ pub fn open(settings: &Settings) -> Result<Pop3Mailbox, Error> {
                 reason: "the server does not offer STLS (tls = \"starttls\")".into(),
             });
         }
-        let Stream::Plain(tcp) = client.stls().map_err(fail)? else {
-            unreachable!("STLS on a plain connection");
+        let tcp = match client.stls() {
+            Ok(Stream::Plain(tcp)) => tcp,
+            Ok(Stream::Tls(_)) => unreachable!("STLS is only sent on a plain connection"),
+            Err(Failure::Refused { text, .. }) => {
+                return Err(Error::Tls {
+                    server: target.server(),
+                    reason: format!("the server refused STLS: {text}"),
+                });
+            }
+            Err(f) => return Err(fail(f)),
         };
         client = Client::new(Stream::Tls(Box::new(target.tls(tcp, ca)?)));
         // The greeting's APOP timestamp still applies; capabilities may differ.

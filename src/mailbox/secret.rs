@@ -46,47 +46,41 @@ pub enum Credential {
 
 /// Reads the site's secret. `server` names the server in errors.
 pub fn resolve(secret: Option<&Secret>, server: &str) -> Result<Credential, Error> {
-    let config = |reason: String| Error::Config {
+    read(secret).map_err(|reason| Error::Config {
         server: server.to_string(),
         reason,
-    };
+    })
+}
+
+fn read(secret: Option<&Secret>) -> Result<Credential, String> {
     match secret {
-        None => Err(config(
-            "no password configured (password_env, password_file or password_command)".into(),
-        )),
+        None => {
+            Err("no password configured (password_env, password_file or password_command)".into())
+        }
         Some(Secret::Inline(v)) => nonempty(v.clone(), "password").map(Credential::Password),
         Some(Secret::Env(name)) => match std::env::var(name) {
             Ok(v) => nonempty(v, &format!("password_env {name}")).map(Credential::Password),
-            Err(std::env::VarError::NotPresent) => Err(config(format!(
+            Err(std::env::VarError::NotPresent) => Err(format!(
                 "password_env {name}: the environment variable is not set"
-            ))),
-            Err(std::env::VarError::NotUnicode(_)) => Err(config(format!(
-                "password_env {name}: the value is not valid UTF-8"
-            ))),
+            )),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(format!("password_env {name}: the value is not valid UTF-8"))
+            }
         },
         Some(Secret::File(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                config(format!("cannot read password_file {}: {e}", path.display()))
-            })?;
-            nonempty(
-                first_line(&text),
-                &format!("password_file {}", path.display()),
-            )
-            .map(Credential::Password)
+            let source = format!("password_file {}", path.display());
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read {source}: {e}"))?;
+            nonempty(first_line(&text), &source).map(Credential::Password)
         }
         Some(Secret::Command(cmd)) => {
-            let out = run(cmd, "password_command").map_err(config)?;
-            nonempty(out, "password_command").map(Credential::Password)
+            nonempty(run(cmd, "password_command")?, "password_command").map(Credential::Password)
         }
         Some(Secret::OAuth2Command(cmd)) => {
-            let out = run(cmd, "oauth2_token_command").map_err(config)?;
-            nonempty(out, "oauth2_token_command").map(Credential::Token)
+            nonempty(run(cmd, "oauth2_token_command")?, "oauth2_token_command")
+                .map(Credential::Token)
         }
     }
-    .map_err(|e| match e {
-        Error::Config { reason, .. } => config(reason),
-        other => other,
-    })
 }
 
 /// The first line without its line ending; a password file written with
@@ -95,12 +89,9 @@ fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or("").to_string()
 }
 
-fn nonempty(value: String, source: &str) -> Result<Sensitive, Error> {
+fn nonempty(value: String, source: &str) -> Result<Sensitive, String> {
     if value.is_empty() {
-        return Err(Error::Config {
-            server: String::new(),
-            reason: format!("{source} is empty"),
-        });
+        return Err(format!("{source} is empty"));
     }
     Ok(Sensitive(value))
 }
