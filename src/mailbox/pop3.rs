@@ -71,6 +71,9 @@ impl Capabilities {
 
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Pipelined commands per window: about 1.5 KB of RETRs or DELEs.
+const PIPELINE_WINDOW: usize = 100;
+
 impl<S: Read + Write> Client<S> {
     /// Wraps a connected stream; call [`Client::greeting`] first.
     pub fn new(stream: S) -> Client<S> {
@@ -225,25 +228,27 @@ impl<S: Read + Write> Client<S> {
 
     /// RETR of each message, pipelined when allowed; byte-exact contents.
     pub fn retr_many(&mut self, numbers: &[u32], sizes: &[u64]) -> Result<Vec<Vec<u8>>, Failure> {
-        if self.pipelining {
-            let cmds: String = numbers.iter().map(|n| format!("RETR {n}\r\n")).collect();
-            self.send(cmds.as_bytes(), "sending RETR")?;
-        }
         let mut out = Vec::with_capacity(numbers.len());
-        for (i, n) in numbers.iter().enumerate() {
-            let command = format!("RETR {n}");
-            if !self.pipelining {
-                self.send(format!("{command}\r\n").as_bytes(), "sending RETR")?;
+        for (w, window) in numbers.chunks(self.window()).enumerate() {
+            if self.pipelining {
+                let cmds: String = window.iter().map(|n| format!("RETR {n}\r\n")).collect();
+                self.send(cmds.as_bytes(), "sending RETR")?;
             }
-            let doing = format!("during RETR {n}");
-            match self.status(&doing)? {
-                Status::Ok(_) => {
-                    let hint = sizes.get(i).copied().unwrap_or(0) as usize;
-                    out.push(self.body(&doing, hint.min(64 << 20))?);
+            for (i, n) in window.iter().enumerate() {
+                let command = format!("RETR {n}");
+                if !self.pipelining {
+                    self.send(format!("{command}\r\n").as_bytes(), "sending RETR")?;
                 }
-                Status::Err(text) => return Err(Failure::Refused { command, text }),
-                Status::Continue(_) => {
-                    return Err(Failure::Protocol("RETR got a continuation".into()));
+                let doing = format!("during RETR {n}");
+                match self.status(&doing)? {
+                    Status::Ok(_) => {
+                        let hint = sizes.get(w * PIPELINE_WINDOW + i).copied().unwrap_or(0);
+                        out.push(self.body(&doing, hint.min(64 << 20) as usize)?);
+                    }
+                    Status::Err(text) => return Err(Failure::Refused { command, text }),
+                    Status::Continue(_) => {
+                        return Err(Failure::Protocol("RETR got a continuation".into()));
+                    }
                 }
             }
         }
@@ -252,23 +257,35 @@ impl<S: Read + Write> Client<S> {
 
     /// DELE of each message (applied by the server at QUIT).
     pub fn dele_many(&mut self, numbers: &[u32]) -> Result<(), Failure> {
-        if !self.pipelining {
-            for n in numbers {
-                self.simple(&format!("DELE {n}"))?;
+        for window in numbers.chunks(self.window()) {
+            if !self.pipelining {
+                for n in window {
+                    self.simple(&format!("DELE {n}"))?;
+                }
+                continue;
             }
-            return Ok(());
-        }
-        let cmds: String = numbers.iter().map(|n| format!("DELE {n}\r\n")).collect();
-        self.send(cmds.as_bytes(), "sending DELE")?;
-        for n in numbers {
-            if let Status::Err(text) = self.status("reading DELE replies")? {
-                return Err(Failure::Refused {
-                    command: format!("DELE {n}"),
-                    text,
-                });
+            let cmds: String = window.iter().map(|n| format!("DELE {n}\r\n")).collect();
+            self.send(cmds.as_bytes(), "sending DELE")?;
+            for n in window {
+                if let Status::Err(text) = self.status("reading DELE replies")? {
+                    return Err(Failure::Refused {
+                        command: format!("DELE {n}"),
+                        text,
+                    });
+                }
             }
         }
         Ok(())
+    }
+
+    /// Commands sent before reading replies: bounded so that what we send
+    /// always fits the socket buffers, or both sides could block writing.
+    fn window(&self) -> usize {
+        if self.pipelining {
+            PIPELINE_WINDOW
+        } else {
+            usize::MAX
+        }
     }
 
     /// QUIT: the server commits the DELEs.

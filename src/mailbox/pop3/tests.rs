@@ -257,3 +257,23 @@ fn stat_reads_count_and_size() {
     let mut c = client("+OK 2 320\r\n");
     assert_eq!(c.stat().unwrap(), (2, 320));
 }
+
+#[test]
+fn pipelined_commands_go_in_bounded_windows() {
+    let replies: String = (0..250).map(|_| "+OK\r\n").collect();
+    let mut c = client(&replies);
+    c.stream.chunk = 4096;
+    c.pipelining = true;
+    let numbers: Vec<u32> = (1..=250).collect();
+    c.dele_many(&numbers).unwrap();
+    let writes: Vec<usize> = c
+        .stream
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            Event::Write(s) => Some(s.matches("DELE").count()),
+            Event::Read => None,
+        })
+        .collect();
+    assert_eq!(writes, [100, 100, 50]);
+}
