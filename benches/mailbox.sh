@@ -130,17 +130,28 @@ for i in range(n):
         f.write(b"X-Bouncectl-Bench: %d\n" % i + body)
 EOF
 SIZE=$(du -sh "$STOCK" | cut -f1)
+LOADS=0
 load() {
-    cp "$STOCK"/* "$HOME_DIR/Maildir/new/"
-    chown -R 65534:65534 "$HOME_DIR/Maildir"
+    # Maildir names must never repeat: Dovecot may take a reused name for a
+    # message it already expunged.
+    LOADS=$((LOADS + 1))
+    python3 - "$STOCK" "$HOME_DIR/Maildir" "$LOADS" <<'EOF'
+import os, shutil, sys
+stock, maildir, run = sys.argv[1], sys.argv[2], sys.argv[3]
+for name in os.listdir(stock):
+    tmp = os.path.join(maildir, "tmp", name + "R" + run)
+    shutil.copyfile(os.path.join(stock, name), tmp)
+    os.chown(tmp, 65534, 65534)
+    os.rename(tmp, os.path.join(maildir, "new", name + "R" + run))
+EOF
 }
 left() {
     find "$HOME_DIR/Maildir/new" "$HOME_DIR/Maildir/cur" -type f | wc -l
 }
 
-# Runs a command under /usr/bin/time; prints "SECONDS PEAK_KB".
+# Runs a command under /usr/bin/time; prints "SECONDS PEAK_KB CPU_SECONDS".
 timed() {
-    /usr/bin/time -f '%e %M' -o "$TMP/time" "$@" >"$TMP/out" 2>"$TMP/err" || {
+    /usr/bin/time -f '%e %M %U+%S' -o "$TMP/time" "$@" >"$TMP/out" 2>"$TMP/err" || {
         echo "failed: $*" >&2; cat "$TMP/err" >&2; exit 1; }
     cat "$TMP/time"
 }
@@ -189,10 +200,12 @@ report() { # NAME BOUNCECTL_RESULT RAW_RESULT
     set -- "$1" $2 $3
     python3 - "$@" <<'EOF'
 import sys
-name, bt, brss, rt, rrss = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+name, bt, brss, bcpu, rt = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+bcpu = sum(map(float, bcpu.split("+")))
 ratio = bt / rt if rt > 0 else float("inf")
 ok = "ok" if ratio <= 2 and brss < 64 * 1024 else "OVER TARGET"
-print(f"{name:5}  bouncectl {bt:6.2f}s  peak RSS {brss/1024:5.1f} MB | raw session {rt:6.2f}s | ratio {ratio:4.2f}  [{ok}]")
+print(f"{name:5}  bouncectl {bt:6.2f}s (cpu {bcpu:5.2f}s)  peak RSS {brss/1024:5.1f} MB"
+      f" | raw session {rt:6.2f}s | ratio {ratio:4.2f}  [{ok}]")
 EOF
 }
 
