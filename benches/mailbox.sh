@@ -8,7 +8,9 @@
 #      POP3: USER, PASS, RETR+DELE for every message, QUIT
 #      IMAP: LOGIN, SELECT, UID FETCH 1:* BODY.PEEK[], UID STORE \Deleted,
 #            EXPUNGE, LOGOUT
-# and prints wall time, the bouncectl/raw ratio and peak RSS.
+# and prints wall time, the bouncectl/raw ratio and peak RSS; plus, to show
+# what is not mailbox time, `bouncectl check` of the same messages as a local
+# Maildir (classifier + database only).
 # Target: ratio <= 2, bouncectl peak RSS < 64 MB.
 #
 # Usage: benches/mailbox.sh [N]      (default 5000; needs root for Dovecot,
@@ -18,7 +20,7 @@ set -eu
 
 N=${1:-5000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=$ROOT/target/release/bouncectl
+BIN=${BOUNCECTL_BIN:-$ROOT/target/release/bouncectl}
 CORPUS=$ROOT/tests/fixtures/maildir/bsd
 DOVECOT=/usr/sbin/dovecot
 USER_NAME=bounces
@@ -177,6 +179,14 @@ EOF
         "$BIN" --config "$TMP/config.toml" --db "$TMP/bench.db" -q check
 }
 
+local_run() {
+    rm -rf "$TMP/local" "$TMP/local.db"*
+    mkdir -p "$TMP/local/new" "$TMP/local/cur" "$TMP/local/tmp"
+    cp "$STOCK"/* "$TMP/local/new/"
+    timed env -u BOUNCECTL_CONFIG -u BOUNCECTL_DB XDG_CONFIG_HOME="$TMP/none" \
+        "$BIN" --db "$TMP/local.db" -q check "$TMP/local"
+}
+
 raw_pop3() {
     python3 - "$N" "$USER_NAME" "$PASSWORD" >"$TMP/pop3.in" <<'EOF'
 import sys
@@ -216,3 +226,5 @@ report POP3S "$B" "$R"
 load; B=$(bouncectl_run imap "$IMAPS"); [ "$(left)" = 0 ] || { echo "IMAP: $(left) messages left" >&2; exit 1; }
 load; R=$(raw_imap);                    [ "$(left)" = 0 ] || { echo "raw IMAP: $(left) left" >&2; exit 1; }
 report IMAPS "$B" "$R"
+set -- $(local_run)
+printf 'local  bouncectl check of the same messages as a Maildir: %6.2fs, peak RSS %.1f MB (no mailbox)\n' "$1" "$(echo "$2 / 1024" | bc -l)"

@@ -29,8 +29,10 @@ pub struct ImapMailbox {
     uidplus: bool,
     /// RFC 6851: `UID MOVE`.
     can_move: bool,
-    /// Messages were flagged `\Deleted` without UIDPLUS: EXPUNGE at finish.
-    expunge_at_finish: bool,
+    /// UIDs we flagged `\Deleted`, expunged at finish: one expunge per
+    /// session instead of one per batch (each makes Dovecot rewrite its
+    /// index), and the messages are already recorded either way.
+    flagged: Vec<u32>,
     scheme: &'static str,
 }
 
@@ -114,7 +116,7 @@ pub fn open(settings: &Settings) -> Result<Box<dyn Mailbox>, Error> {
         after: settings.after.clone(),
         uidplus,
         can_move,
-        expunge_at_finish: false,
+        flagged: Vec::new(),
         scheme: if settings.tls == Tls::Implicit {
             "imaps"
         } else {
@@ -267,8 +269,8 @@ fn imap_error(target: &Target, doing: &str, e: imap::Error) -> Error {
 }
 
 /// A UID set in ranges: "3:5,9".
-fn uid_set(refs: &[MessageRef]) -> String {
-    let mut uids: Vec<u32> = refs.iter().map(|r| r.handle).collect();
+fn uid_set(uids: impl IntoIterator<Item = u32>) -> String {
+    let mut uids: Vec<u32> = uids.into_iter().collect();
     uids.sort_unstable();
     uids.dedup();
     let mut out = String::new();
@@ -301,19 +303,14 @@ impl ImapMailbox {
         self.session.take_all_unsolicited().for_each(drop);
     }
 
-    fn delete(&mut self, set: &str) -> Result<(), Error> {
+    fn delete(&mut self, refs: &[MessageRef]) -> Result<(), Error> {
         self.session
-            .uid_store(set, "+FLAGS.SILENT (\\Deleted)")
+            .uid_store(
+                uid_set(refs.iter().map(|r| r.handle)),
+                "+FLAGS.SILENT (\\Deleted)",
+            )
             .map_err(|e| self.err("flagging messages deleted", e))?;
-        if self.uidplus {
-            self.session
-                .uid_expunge(set)
-                .map_err(|e| self.err("expunging", e))?;
-        } else {
-            // Plain EXPUNGE removes every \Deleted message: do it once, at
-            // the end, after everything of ours is recorded.
-            self.expunge_at_finish = true;
-        }
+        self.flagged.extend(refs.iter().map(|r| r.handle));
         Ok(())
     }
 
@@ -387,7 +384,7 @@ impl Mailbox for ImapMailbox {
     fn fetch(&mut self, refs: &[MessageRef]) -> Result<Vec<Vec<u8>>, Error> {
         let fetches = self
             .session
-            .uid_fetch(uid_set(refs), "BODY.PEEK[]")
+            .uid_fetch(uid_set(refs.iter().map(|r| r.handle)), "BODY.PEEK[]")
             .map_err(|e| imap_error(&self.target, "fetching messages", e))?;
         let mut bodies: HashMap<u32, Vec<u8>> = fetches
             .iter()
@@ -409,14 +406,14 @@ impl Mailbox for ImapMailbox {
         if refs.is_empty() {
             return Ok(());
         }
-        let set = uid_set(refs);
+        let set = uid_set(refs.iter().map(|r| r.handle));
         match self.after.clone() {
             After::Keep => {}
-            After::Delete => self.delete(&set)?,
+            After::Delete => self.delete(refs)?,
             After::Move(folder) if self.can_move => self.copy_or_move(&set, &folder, true)?,
             After::Move(folder) => {
                 self.copy_or_move(&set, &folder, false)?;
-                self.delete(&set)?;
+                self.delete(refs)?;
             }
         }
         self.drain();
@@ -424,10 +421,15 @@ impl Mailbox for ImapMailbox {
     }
 
     fn finish(mut self: Box<Self>) -> Result<(), Error> {
-        if self.expunge_at_finish {
-            self.session
-                .expunge()
-                .map_err(|e| imap_error(&self.target, "expunging", e))?;
+        if !self.flagged.is_empty() {
+            let done = if self.uidplus {
+                // UID EXPUNGE leaves alone what others flagged \Deleted.
+                let set = uid_set(std::mem::take(&mut self.flagged));
+                self.session.uid_expunge(set).map(drop)
+            } else {
+                self.session.expunge().map(drop)
+            };
+            done.map_err(|e| imap_error(&self.target, "expunging", e))?;
         }
         // Everything is recorded and removed: a failed LOGOUT loses nothing.
         let _ = self.session.logout();
@@ -439,19 +441,10 @@ impl Mailbox for ImapMailbox {
 mod tests {
     use super::*;
 
-    fn r(handle: u32) -> MessageRef {
-        MessageRef {
-            uid: String::new(),
-            size: 0,
-            handle,
-        }
-    }
-
     #[test]
     fn uid_set_collapses_runs() {
-        let refs: Vec<MessageRef> = [9, 3, 4, 5, 7, 8, 1].into_iter().map(r).collect();
-        assert_eq!(uid_set(&refs), "1,3:5,7:9");
-        assert_eq!(uid_set(&[r(42)]), "42");
+        assert_eq!(uid_set([9, 3, 4, 5, 7, 8, 1]), "1,3:5,7:9");
+        assert_eq!(uid_set([42]), "42");
     }
 
     #[test]

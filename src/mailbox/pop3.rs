@@ -6,6 +6,9 @@
 //! run that dies before [`Mailbox::finish`] deletes nothing.
 
 pub mod reply;
+mod session;
+
+pub use session::{Pop3Mailbox, open};
 
 use std::io::{self, Read, Write};
 
@@ -13,11 +16,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use self::reply::{Parse, Status};
-use super::connect::{Stream, Target};
-use super::sasl::{self, Method, Offer};
-use super::secret::{self, Credential};
-use super::{Error, Mailbox, MessageRef};
-use crate::config::{Mailbox as Settings, Tls};
+use super::sasl::{self, Method};
+use super::secret::Credential;
 
 /// What went wrong in a dialogue, before it is given a server name.
 #[derive(Debug)]
@@ -72,7 +72,7 @@ impl Capabilities {
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Pipelined commands per window: about 1.5 KB of RETRs or DELEs.
-const PIPELINE_WINDOW: usize = 100;
+pub const PIPELINE_WINDOW: usize = 100;
 
 impl<S: Read + Write> Client<S> {
     /// Wraps a connected stream; call [`Client::greeting`] first.
@@ -231,28 +231,37 @@ impl<S: Read + Write> Client<S> {
         let mut out = Vec::with_capacity(numbers.len());
         for (w, window) in numbers.chunks(self.window()).enumerate() {
             if self.pipelining {
-                let cmds: String = window.iter().map(|n| format!("RETR {n}\r\n")).collect();
-                self.send(cmds.as_bytes(), "sending RETR")?;
+                self.send_retr(window)?;
             }
-            for (i, n) in window.iter().enumerate() {
-                let command = format!("RETR {n}");
+            for (i, &n) in window.iter().enumerate() {
                 if !self.pipelining {
-                    self.send(format!("{command}\r\n").as_bytes(), "sending RETR")?;
+                    self.send_retr(&[n])?;
                 }
-                let doing = format!("during RETR {n}");
-                match self.status(&doing)? {
-                    Status::Ok(_) => {
-                        let hint = sizes.get(w * PIPELINE_WINDOW + i).copied().unwrap_or(0);
-                        out.push(self.body(&doing, hint.min(64 << 20) as usize)?);
-                    }
-                    Status::Err(text) => return Err(Failure::Refused { command, text }),
-                    Status::Continue(_) => {
-                        return Err(Failure::Protocol("RETR got a continuation".into()));
-                    }
-                }
+                let hint = sizes.get(w * PIPELINE_WINDOW + i).copied().unwrap_or(0);
+                out.push(self.read_retr(n, hint)?);
             }
         }
         Ok(out)
+    }
+
+    /// Sends RETR commands without reading the replies (pipelining: the
+    /// caller must not send more than fits the socket buffers at once).
+    pub fn send_retr(&mut self, numbers: &[u32]) -> Result<(), Failure> {
+        let cmds: String = numbers.iter().map(|n| format!("RETR {n}\r\n")).collect();
+        self.send(cmds.as_bytes(), "sending RETR")
+    }
+
+    /// Reads the reply to `RETR n`: the message, byte for byte.
+    pub fn read_retr(&mut self, n: u32, size_hint: u64) -> Result<Vec<u8>, Failure> {
+        let doing = format!("during RETR {n}");
+        match self.status(&doing)? {
+            Status::Ok(_) => self.body(&doing, size_hint.min(64 << 20) as usize),
+            Status::Err(text) => Err(Failure::Refused {
+                command: format!("RETR {n}"),
+                text,
+            }),
+            Status::Continue(_) => Err(Failure::Protocol("RETR got a continuation".into())),
+        }
     }
 
     /// DELE of each message (applied by the server at QUIT).
@@ -424,178 +433,6 @@ fn pairs<'a>(body: &'a [u8], what: &str) -> Result<Vec<(u32, &'a str)>, Failure>
             }
         })
         .collect()
-}
-
-/// A logged-in POP3 mailbox.
-pub struct Pop3Mailbox {
-    client: Client<Stream>,
-    target: Target,
-    user: String,
-    scheme: &'static str,
-}
-
-/// Connects, upgrades to TLS as configured, and logs in.
-pub fn open(settings: &Settings) -> Result<Pop3Mailbox, Error> {
-    let target = Target::of(settings, "POP3");
-    let credential = secret::resolve(settings.secret.as_ref(), &target.server())?;
-    let fail = |f: Failure| failure(&target, &settings.username, f);
-    let tcp = target.tcp()?;
-    let ca = settings.ca_file.as_deref();
-    let stream = match settings.tls {
-        Tls::Implicit => Stream::Tls(Box::new(target.tls(tcp, ca)?)),
-        Tls::StartTls | Tls::None => Stream::Plain(tcp),
-    };
-    let mut client = Client::new(stream);
-    let greeting = client.greeting().map_err(fail)?;
-    let mut caps = client.capa().map_err(fail)?;
-    if settings.tls == Tls::StartTls {
-        if caps.as_ref().is_some_and(|c| !c.has("STLS")) {
-            return Err(Error::Tls {
-                server: target.server(),
-                reason: "the server does not offer STLS (tls = \"starttls\")".into(),
-            });
-        }
-        let tcp = match client.stls() {
-            Ok(Stream::Plain(tcp)) => tcp,
-            Ok(Stream::Tls(_)) => unreachable!("STLS is only sent on a plain connection"),
-            Err(Failure::Refused { text, .. }) => {
-                return Err(Error::Tls {
-                    server: target.server(),
-                    reason: format!("the server refused STLS: {text}"),
-                });
-            }
-            Err(f) => return Err(fail(f)),
-        };
-        client = Client::new(Stream::Tls(Box::new(target.tls(tcp, ca)?)));
-        // The greeting's APOP timestamp still applies; capabilities may differ.
-        caps = client.capa().map_err(fail)?;
-    }
-    let offer = Offer {
-        listed: caps.is_some(),
-        sasl: caps.as_ref().map(Capabilities::sasl).unwrap_or_default(),
-        apop: reply::apop_timestamp(&greeting).is_some(),
-        user: caps.as_ref().is_none_or(|c| c.has("USER")),
-    };
-    let encrypted = client.stream.is_encrypted();
-    let method = sasl::choose(
-        settings.auth,
-        &offer,
-        matches!(credential, Credential::Token(_)),
-        encrypted,
-        settings.allow_plaintext_auth,
-    )
-    .map_err(|reason| Error::Config {
-        server: target.server(),
-        reason,
-    })?;
-    client
-        .login(method, &settings.username, &credential, &greeting)
-        .map_err(fail)?;
-    // RFC 2449: capabilities may change after login; PIPELINING matters now.
-    let caps = client.capa().map_err(fail)?;
-    client.pipelining = caps.as_ref().is_some_and(|c| c.has("PIPELINING"));
-    let scheme = if settings.tls == Tls::Implicit {
-        "pop3s"
-    } else {
-        "pop3"
-    };
-    Ok(Pop3Mailbox {
-        client,
-        target,
-        user: settings.username.clone(),
-        scheme,
-    })
-}
-
-/// Gives a dialogue failure its server name and exit code.
-fn failure(target: &Target, user: &str, f: Failure) -> Error {
-    match f {
-        Failure::Io { doing, error } => target.io_error(&doing, &error),
-        Failure::Protocol(reason) => Error::Protocol {
-            server: target.server(),
-            reason,
-        },
-        Failure::Refused { command, text } => {
-            let code = reply::response_code(&text).map(str::to_ascii_uppercase);
-            let login = matches!(command.as_str(), "PASS" | "APOP")
-                || command.starts_with("USER ")
-                || command.starts_with("AUTH ");
-            match code.as_deref() {
-                // RFC 2449/3206: the mailbox is busy or the server has a
-                // passing problem: cron will retry.
-                Some("IN-USE" | "LOGIN-DELAY" | "SYS/TEMP") => Error::Temporary {
-                    server: target.server(),
-                    reason: format!("{command}: {text}"),
-                },
-                _ if login => Error::AuthRefused {
-                    server: target.server(),
-                    user: user.to_string(),
-                    reason: text,
-                },
-                _ if command == "connect" => Error::Unavailable {
-                    server: target.server(),
-                    reason: format!("greeting: {text}"),
-                },
-                _ => Error::Protocol {
-                    server: target.server(),
-                    reason: format!("{command}: {text}"),
-                },
-            }
-        }
-    }
-}
-
-impl Pop3Mailbox {
-    fn fail(&self, f: Failure) -> Error {
-        failure(&self.target, &self.user, f)
-    }
-}
-
-impl Mailbox for Pop3Mailbox {
-    fn describe(&self) -> String {
-        format!(
-            "{}://{}@{}:{}",
-            self.scheme, self.user, self.target.host, self.target.port
-        )
-    }
-
-    fn list(&mut self) -> Result<Vec<MessageRef>, Error> {
-        let entries = self.client.uidl_list().map_err(|f| match f {
-            // Without UIDL a message cannot be recognised across runs.
-            Failure::Refused { command, text } if command == "UIDL" => Error::Protocol {
-                server: self.target.server(),
-                reason: format!(
-                    "the server does not support UIDL ({text}), which bouncectl needs to recognise messages across runs"
-                ),
-            },
-            f => self.fail(f),
-        })?;
-        Ok(entries
-            .into_iter()
-            .map(|(n, uidl, size)| MessageRef {
-                uid: format!("pop3:{}@{}:{uidl}", self.user, self.target.host),
-                size,
-                handle: n,
-            })
-            .collect())
-    }
-
-    fn fetch(&mut self, refs: &[MessageRef]) -> Result<Vec<Vec<u8>>, Error> {
-        let numbers: Vec<u32> = refs.iter().map(|r| r.handle).collect();
-        let sizes: Vec<u64> = refs.iter().map(|r| r.size).collect();
-        self.client
-            .retr_many(&numbers, &sizes)
-            .map_err(|f| self.fail(f))
-    }
-
-    fn remove(&mut self, refs: &[MessageRef]) -> Result<(), Error> {
-        let numbers: Vec<u32> = refs.iter().map(|r| r.handle).collect();
-        self.client.dele_many(&numbers).map_err(|f| self.fail(f))
-    }
-
-    fn finish(mut self: Box<Self>) -> Result<(), Error> {
-        self.client.quit().map_err(|f| self.fail(f))
-    }
 }
 
 #[cfg(test)]

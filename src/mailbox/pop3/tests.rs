@@ -4,7 +4,10 @@
 
 use std::io::{self, Read, Write};
 
+use super::session::failure;
 use super::*;
+use crate::mailbox::Error;
+use crate::mailbox::connect::Target;
 use crate::mailbox::secret::Sensitive;
 
 /// What the client did, in order.
