@@ -175,7 +175,7 @@ password_env = "BENCH_PASSWORD"
 after = "delete"
 EOF
     rm -f "$TMP/bench.db"*
-    BENCH_PASSWORD=$PASSWORD timed env -u BOUNCECTL_CONFIG -u BOUNCECTL_DB \
+    BENCH_PASSWORD=$PASSWORD timed ${BENCH_WRAP:-} env -u BOUNCECTL_CONFIG -u BOUNCECTL_DB \
         "$BIN" --config "$TMP/config.toml" --db "$TMP/bench.db" -q check
 }
 
@@ -220,11 +220,19 @@ EOF
 }
 
 echo "mailbox benchmark: $N messages ($SIZE) on a private Dovecot $("$DOVECOT" --version | cut -d' ' -f1)"
-load; B=$(bouncectl_run pop3 "$POP3S"); [ "$(left)" = 0 ] || { echo "POP3: $(left) messages left" >&2; exit 1; }
-load; R=$(raw_pop3);                    [ "$(left)" = 0 ] || { echo "raw POP3: $(left) left" >&2; exit 1; }
-report POP3S "$B" "$R"
-load; B=$(bouncectl_run imap "$IMAPS"); [ "$(left)" = 0 ] || { echo "IMAP: $(left) messages left" >&2; exit 1; }
-load; R=$(raw_imap);                    [ "$(left)" = 0 ] || { echo "raw IMAP: $(left) left" >&2; exit 1; }
-report IMAPS "$B" "$R"
+# BENCH_PROTOCOLS="pop3" runs one protocol only; BENCH_WRAP="perf record ..."
+# wraps the bouncectl runs (profiling).
+for proto in ${BENCH_PROTOCOLS:-pop3 imap}; do
+    case $proto in
+    pop3)
+        load; B=$(bouncectl_run pop3 "$POP3S"); [ "$(left)" = 0 ] || { echo "POP3: $(left) messages left" >&2; exit 1; }
+        load; R=$(raw_pop3);                    [ "$(left)" = 0 ] || { echo "raw POP3: $(left) left" >&2; exit 1; }
+        report POP3S "$B" "$R" ;;
+    imap)
+        load; B=$(bouncectl_run imap "$IMAPS"); [ "$(left)" = 0 ] || { echo "IMAP: $(left) messages left" >&2; exit 1; }
+        load; R=$(raw_imap);                    [ "$(left)" = 0 ] || { echo "raw IMAP: $(left) left" >&2; exit 1; }
+        report IMAPS "$B" "$R" ;;
+    esac
+done
 set -- $(local_run)
 printf 'local  bouncectl check of the same messages as a Maildir: %6.2fs, peak RSS %.1f MB (no mailbox)\n' "$1" "$(echo "$2 / 1024" | bc -l)"

@@ -213,14 +213,13 @@ impl<S: Read + Write> Client<S> {
         let uidl = self.multi("UIDL", !pipelined)?;
         let list = self.multi("LIST", !pipelined)?;
         let uids = pairs(&uidl, "UIDL")?;
-        let sizes = pairs(&list, "LIST")?;
+        let sizes: std::collections::HashMap<u32, u64> = pairs(&list, "LIST")?
+            .into_iter()
+            .filter_map(|(n, s)| Some((n, s.parse().ok()?)))
+            .collect();
         let mut out = Vec::with_capacity(uids.len());
         for (n, uid) in uids {
-            let size = sizes
-                .iter()
-                .find(|(m, _)| *m == n)
-                .and_then(|(_, s)| s.parse().ok())
-                .unwrap_or(0);
+            let size = sizes.get(&n).copied().unwrap_or(0);
             out.push((n, uid.to_string(), size));
         }
         Ok(out)
