@@ -1,9 +1,11 @@
 //! Our own POP3 client (RFC 1939, RFC 2449 CAPA, RFC 2595 STLS, RFC 5034
-//! AUTH) over any `Read + Write` stream, and the [`Mailbox`] built on it.
+//! AUTH) over any `Read + Write` stream, and the [`Pop3Mailbox`] built on it
+//! (in `session.rs`).
 //!
 //! Replies are parsed by the pure functions of [`reply`]; this file only
 //! moves bytes. Deletions are DELEs that the server applies at QUIT, so a
-//! run that dies before [`Mailbox::finish`] deletes nothing.
+//! run that dies before [`Mailbox::finish`](crate::mailbox::Mailbox::finish)
+//! deletes nothing.
 
 pub mod reply;
 mod session;
