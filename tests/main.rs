@@ -3,6 +3,7 @@
 //! - `store_cli`: counting, blocking and the subcommands on local sources
 //! - `mailbox`: POP3/IMAP at library level against a private Dovecot
 //! - `mailbox_cli`: `bouncectl check` end to end against a private Dovecot
+//! - `mailbox_scripted`: POP3/IMAP against scripted servers that misbehave
 //! - `docs`: man page and completions drift, README commands
 
 mod support;
@@ -12,4 +13,5 @@ mod docs;
 mod faults;
 mod mailbox;
 mod mailbox_cli;
+mod mailbox_scripted;
 mod store_cli;

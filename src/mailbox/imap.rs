@@ -318,11 +318,19 @@ impl ImapMailbox {
     /// it once and retries (RFC 3501 TRYCREATE).
     fn copy_or_move(&mut self, set: &str, folder: &str, mv: bool) -> Result<(), Error> {
         let doing = format!("moving messages to {folder}");
+        if folder.contains(['\r', '\n']) {
+            return Err(Error::Config {
+                server: self.target.server(),
+                reason: format!("folder name {folder:?} contains a line break"),
+            });
+        }
+        // The crate quotes the mailbox of UID MOVE but not of UID COPY.
+        let quoted = format!("\"{}\"", folder.replace('\\', "\\\\").replace('"', "\\\""));
         let attempt = |s: &mut imap::Session<Stream>| {
             if mv {
                 s.uid_mv(set, folder)
             } else {
-                s.uid_copy(set, folder)
+                s.uid_copy(set, &quoted)
             }
         };
         match attempt(&mut self.session) {
