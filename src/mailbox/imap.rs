@@ -107,22 +107,26 @@ pub fn open(settings: &Settings) -> Result<Box<dyn Mailbox>, Error> {
             settings.folder
         ),
     })?;
-    Ok(Box::new(ImapMailbox {
-        session,
-        target,
-        user: settings.username.clone(),
-        folder: settings.folder.clone(),
-        uidvalidity,
-        after: settings.after.clone(),
-        uidplus,
-        can_move,
-        flagged: Vec::new(),
-        scheme: if settings.tls == Tls::Implicit {
-            "imaps"
-        } else {
-            "imap"
+    // The crate cannot pipeline: a worker thread fetches the next batch
+    // while the caller records this one.
+    Ok(Box::new(super::ahead::ReadAhead::new(Box::new(
+        ImapMailbox {
+            session,
+            target,
+            user: settings.username.clone(),
+            folder: settings.folder.clone(),
+            uidvalidity,
+            after: settings.after.clone(),
+            uidplus,
+            can_move,
+            flagged: Vec::new(),
+            scheme: if settings.tls == Tls::Implicit {
+                "imaps"
+            } else {
+                "imap"
+            },
         },
-    }))
+    ))))
 }
 
 /// A client whose greeting has been read (and is not a BYE).

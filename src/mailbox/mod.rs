@@ -6,6 +6,7 @@
 //! `list` → for each bounded batch: `fetch` → classify → commit → `remove` →
 //! ... → `finish` (POP3 QUIT applies the DELEs; IMAP expunges).
 
+pub mod ahead;
 pub mod connect;
 pub mod imap;
 pub mod local;
