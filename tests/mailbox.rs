@@ -349,3 +349,20 @@ fn pop3_pipelined_batch_fetch_returns_every_message_in_order() {
     mb.finish().unwrap();
     assert_eq!(d.count(None), 0);
 }
+
+#[test]
+fn large_message_is_fetched_whole_over_both_protocols() {
+    let Some(d) = dovecot::start() else { return };
+    // 20 MB in 80-column lines, some starting with a dot.
+    let mut big = b"From: a@example.org\r\nSubject: big\r\n\r\n".to_vec();
+    for i in 0..250_000 {
+        let lead = if i % 7 == 0 { "." } else { "x" };
+        big.extend_from_slice(format!("{lead}{:077}\r\n", i).as_bytes());
+    }
+    d.deliver(&big);
+    for protocol in [Protocol::Pop3, Protocol::Imap] {
+        let s = settings(&d, protocol, Tls::Implicit, Auth::Auto);
+        let got = read_all(&s).unwrap();
+        assert!(got[0] == big, "{protocol:?}: {} bytes", got[0].len());
+    }
+}
