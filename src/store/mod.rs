@@ -1,17 +1,37 @@
 //! The SQLite database: counters, blocks, events and the ledger of processed
 //! messages. Open = pragmas + migrations; one transaction per public method.
 //!
-//! (Skeleton: the signatures are the contract with `ops`; the bodies land with
-//! the counting-database issue.)
+//! - [`schema`]: connection settings and the append-only migrations.
+//! - `record`: `record_batch`, the write path of `check` (policy applied
+//!   per recipient and site).
+//! - `query`: `stats`, one address, the block list (read only).
+//! - `admin`: `block` and `reset` by hand.
+//! - `lock`: [`RunLock`], one run at a time per database.
+//!
+//! Public methods own their transaction; the helpers in the submodules take a
+//! `&Connection` (a `Transaction` derefs to one), so a failure anywhere rolls
+//! the whole operation back.
+
+mod admin;
+mod lock;
+mod query;
+mod record;
+pub mod schema;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::config::Config;
 use crate::exit::{Exit, ExitCode};
 use crate::message::{Classification, Kind};
 use crate::report::{AddressStats, Stats};
 use crate::time::Timestamp;
+
+pub use lock::RunLock;
 
 /// A database problem.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +48,18 @@ pub enum Error {
     /// File-system failure around the database (lock file, directory).
     #[error("database {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// The database's directory could not be created.
+    #[error("cannot create database directory {path}: {source}")]
+    Dir { path: PathBuf, source: std::io::Error },
+    /// The `<db>.lock` file could not be opened or locked.
+    #[error("cannot lock database with {path}: {source}")]
+    LockFile { path: PathBuf, source: std::io::Error },
+    /// The file was written by a newer bouncectl (or is not ours).
+    #[error(
+        "database {path} has schema version {found}, this bouncectl understands up to {supported}: \
+         use a newer bouncectl"
+    )]
+    TooNew { path: PathBuf, found: i64, supported: i64 },
 }
 
 impl ExitCode for Error {
@@ -96,41 +128,52 @@ pub enum ResetTarget {
     OlderThanDays(u32),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fingerprint_ignores_crlf_versus_lf() {
-        assert_eq!(Fingerprint::of(b"A: b\r\n\r\nbody\r\n"), Fingerprint::of(b"A: b\n\nbody\n"));
-        assert_ne!(Fingerprint::of(b"A: b\n"), Fingerprint::of(b"A: c\n"));
-        assert_eq!(Fingerprint::of(b"").hex().len(), 64);
-    }
-}
-
 /// The open database.
 pub struct Store {
-    #[allow(dead_code)]
-    conn: rusqlite::Connection,
+    conn: Connection,
 }
 
 impl Store {
     /// Opens (creating file and parent directory if needed) and migrates.
     pub fn open(path: &Path) -> Result<Store, Error> {
-        let conn = rusqlite::Connection::open(path)
-            .map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+        ensure_parent(path)?;
+        Store::open_with(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)
+    }
+
+    /// Opens a database only if the file exists (`stats` must not create
+    /// one as a side effect of looking): `None` when there is none yet.
+    pub fn open_existing(path: &Path) -> Result<Option<Store>, Error> {
+        match std::fs::metadata(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(Error::Io { path: path.to_path_buf(), source }),
+        }
+        // READ_WRITE without CREATE: a file the user may not write is opened
+        // read-only by SQLite, which is all `stats` needs.
+        Store::open_with(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map(Some)
+    }
+
+    fn open_with(path: &Path, flags: OpenFlags) -> Result<Store, Error> {
+        let open_err = |source| Error::Open { path: path.to_path_buf(), source };
+        let mut conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(open_err)?;
+        schema::configure(&conn).map_err(open_err)?;
+        schema::migrate(&mut conn, path)?;
         Ok(Store { conn })
     }
 
     /// The ledger's kind for a message already processed under this source
     /// identity, so a server copy can be skipped without fetching it.
     pub fn lookup_uid(&self, site: &str, source_uid: &str) -> Result<Option<Kind>, Error> {
-        let _ = (site, source_uid);
-        Ok(None)
+        Ok(record::lookup_uid(&self.conn, site, source_uid)?)
     }
 
     /// Records a batch in one transaction: ledger, counters, events, blocks.
     /// `site` is where the batch came from; `config` gives every site's rules.
+    ///
+    /// A message whose fingerprint is in the ledger (or earlier in the same
+    /// batch) is `already_seen` and changes nothing but adding its source
+    /// identity. Nothing is visible until the commit; an error or a crash
+    /// before it leaves the database as it was.
     pub fn record_batch(
         &mut self,
         config: &Config,
@@ -138,60 +181,72 @@ impl Store {
         items: &[Item<'_>],
         now: Timestamp,
     ) -> Result<Vec<Outcome>, Error> {
-        let _ = (config, site, now);
-        Ok(items.iter().map(|_| Outcome::default()).collect())
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let outcomes = record::record_items(&tx, config, site, items, now)?;
+        tx.commit()?;
+        Ok(outcomes)
     }
 
     /// Totals per site, reason and domain.
     pub fn stats(&self) -> Result<Stats, Error> {
-        Ok(Stats::default())
+        self.stats_for(None)
+    }
+
+    /// Totals, limited to one site when `site` is given.
+    pub fn stats_for(&self, site: Option<&str>) -> Result<Stats, Error> {
+        let tx = self.conn.unchecked_transaction()?;
+        let stats = query::stats(&tx, site)?;
+        tx.finish()?;
+        Ok(stats)
     }
 
     /// One address in detail with its events.
     pub fn address(&self, address: &str) -> Result<AddressStats, Error> {
-        Ok(AddressStats { address: address.into(), ..Default::default() })
+        self.address_for(address, None)
+    }
+
+    /// One address in detail, limited to one site when `site` is given.
+    pub fn address_for(&self, address: &str, site: Option<&str>) -> Result<AddressStats, Error> {
+        let tx = self.conn.unchecked_transaction()?;
+        let stats = query::address(&tx, address, site)?;
+        tx.finish()?;
+        Ok(stats)
     }
 
     /// Blocked addresses, sorted, optionally for one site.
     pub fn blocked(&self, site: Option<&str>) -> Result<Vec<String>, Error> {
-        let _ = site;
-        Ok(Vec::new())
+        Ok(query::blocked(&self.conn, site)?)
     }
 
     /// Blocks addresses by hand; returns how many were newly blocked.
+    /// An address blocked already keeps its original reason and time.
     pub fn block(&mut self, site: &str, addresses: &[String], reason: &str, now: Timestamp) -> Result<u64, Error> {
-        let _ = (site, addresses, reason, now);
-        Ok(0)
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = admin::block(&tx, site, addresses, reason, now)?;
+        tx.commit()?;
+        Ok(n)
     }
 
     /// Zeroes counters and lifts blocks; `site = None` means every site.
     /// Returns how many (site, address) rows changed.
+    ///
+    /// A reset address is forgotten: its counter row and its events go, as if
+    /// it had never bounced. The ledger stays, so the old messages are still
+    /// not counted again.
     pub fn reset(&mut self, site: Option<&str>, target: &ResetTarget, now: Timestamp) -> Result<u64, Error> {
-        let _ = (site, target, now);
-        Ok(0)
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = admin::reset(&tx, site, target, now)?;
+        tx.commit()?;
+        Ok(n)
     }
 }
 
-/// Holds the one-run-at-a-time lock of a database (a `<db>.lock` file with an
-/// OS lock) until dropped.
-pub struct RunLock {
-    #[allow(dead_code)]
-    file: std::fs::File,
-}
-
-impl RunLock {
-    /// Takes the lock, waiting up to `wait`; `Error::Locked` after that.
-    pub fn acquire(db: &Path, wait: Duration) -> Result<RunLock, Error> {
-        let _ = wait;
-        let mut p = db.as_os_str().to_owned();
-        p.push(".lock");
-        let path = PathBuf::from(p);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|source| Error::Io { path, source })?;
-        Ok(RunLock { file })
+/// Creates the database's directory if needed, with a clear error.
+pub(crate) fn ensure_parent(db: &Path) -> Result<(), Error> {
+    match db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Dir { path: dir.to_path_buf(), source })
+        }
+        _ => Ok(()),
     }
 }
