@@ -8,5 +8,6 @@ mod support;
 
 mod classify;
 mod docs;
+mod faults;
 mod mailbox;
 mod store_cli;

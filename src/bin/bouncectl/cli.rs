@@ -10,6 +10,9 @@ use clap::{Args, Parser, Subcommand};
 /// recipients that reach the site's limit.
 #[derive(Debug, Parser)]
 #[command(name = "bouncectl", version, about, long_about = None, propagate_version = true)]
+#[command(
+    after_help = "Exit status: 0 ok, 64 usage, 65 unreadable input, 69 server unavailable, 74 I/O or database error, 75 temporary (retry), 77 login refused, 78 configuration error."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -47,6 +50,12 @@ pub enum Command {
     Block(BlockArgs),
     /// Zero counters and lift blocks
     Reset(ResetArgs),
+    /// Write the man page and shell completions under DIR (for packagers)
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Output directory: man/bouncectl.1 and completions/ are written below it
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -16,12 +16,20 @@ use crate::output;
 /// Runs the parsed command line and returns the exit status.
 pub fn dispatch(cli: Cli) -> Exit {
     let g = &cli.global;
-    let result = config::load(g.config.as_deref()).map_err(anyhow::Error::from).and_then(|config| match &cli.command {
-        Command::Check(a) => check_cmd(g, &config, a),
-        Command::Stats(a) => stats_cmd(g, &config, a),
-        Command::Block(a) => block_cmd(g, &config, a),
-        Command::Reset(a) => reset_cmd(g, &config, a),
-    });
+    let result = config::load(g.config.as_deref())
+        .map_err(anyhow::Error::from)
+        .and_then(|config| {
+            for w in &config.warnings {
+                eprintln!("bouncectl: warning: {w}");
+            }
+            match &cli.command {
+                Command::GenerateDocs { dir } => crate::docs::generate(dir).map(|()| Exit::Ok),
+                Command::Check(a) => check_cmd(g, &config, a),
+                Command::Stats(a) => stats_cmd(g, &config, a),
+                Command::Block(a) => block_cmd(g, &config, a),
+                Command::Reset(a) => reset_cmd(g, &config, a),
+            }
+        });
     match result {
         Ok(exit) => exit,
         Err(e) => {
@@ -52,6 +60,7 @@ fn exit_of(e: &anyhow::Error) -> Exit {
 
 struct CheckObserver {
     json: bool,
+    verbose: u8,
     quiet: bool,
     out: io::StdoutLock<'static>,
     open: bool,
@@ -64,7 +73,9 @@ impl check::Observer for CheckObserver {
             return;
         }
         self.open = if self.json {
-            serde_json::to_string(r).map(|s| output::line(&mut self.out, &s)).unwrap_or(false)
+            serde_json::to_string(r)
+                .map(|s| output::line(&mut self.out, &s))
+                .unwrap_or(false)
         } else if !self.quiet {
             output::line(&mut self.out, r)
         } else {
@@ -79,6 +90,12 @@ impl check::Observer for CheckObserver {
         }
     }
 
+    fn info(&mut self, text: &str) {
+        if self.verbose > 0 {
+            self.problem(text);
+        }
+    }
+
     fn progress(&mut self, site: &str, done: u64, total: u64) {
         // Only for long work on a terminal; cron sees nothing.
         if total < 200 || !io::stderr().is_terminal() {
@@ -87,8 +104,10 @@ impl check::Observer for CheckObserver {
         let bar = self.bar.get_or_insert_with(|| {
             let b = indicatif::ProgressBar::new(total);
             b.set_style(
-                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             b
         });
@@ -111,7 +130,14 @@ fn check_cmd(g: &Global, config: &Config, a: &CheckArgs) -> anyhow::Result<Exit>
         wait: Duration::from_secs(a.wait),
         now: bouncectl::time::now(),
     };
-    let mut obs = CheckObserver { json: g.json, quiet: g.quiet, out: io::stdout().lock(), open: true, bar: None };
+    let mut obs = CheckObserver {
+        json: g.json,
+        verbose: g.verbose,
+        quiet: g.quiet,
+        out: io::stdout().lock(),
+        open: true,
+        bar: None,
+    };
     let report = check::run(config, &opts, &mut obs)?;
     if obs.open {
         if g.json {
@@ -147,12 +173,20 @@ fn stats_cmd(g: &Global, config: &Config, a: &StatsArgs) -> anyhow::Result<Exit>
             }
         }
         stats::Report::Totals(s) => {
-            let text = if g.json { serde_json::to_string(&s)? } else { bouncectl::report::text::stats(&s) };
+            let text = if g.json {
+                serde_json::to_string(&s)?
+            } else {
+                bouncectl::report::text::stats(&s)
+            };
             output::line(&mut out, &text);
         }
         stats::Report::Addresses(list) => {
             for s in list {
-                let text = if g.json { serde_json::to_string(&s)? } else { bouncectl::report::text::address(&s) };
+                let text = if g.json {
+                    serde_json::to_string(&s)?
+                } else {
+                    bouncectl::report::text::address(&s)
+                };
                 output::line(&mut out, &text);
             }
         }
@@ -166,7 +200,9 @@ fn block_cmd(g: &Global, config: &Config, a: &BlockArgs) -> anyhow::Result<Exit>
         let reader: Box<dyn BufRead> = if f == "-" {
             Box::new(io::stdin().lock())
         } else {
-            Box::new(io::BufReader::new(std::fs::File::open(f).with_context(|| format!("cannot read {f}"))?))
+            Box::new(io::BufReader::new(
+                std::fs::File::open(f).with_context(|| format!("cannot read {f}"))?,
+            ))
         };
         for line in reader.lines() {
             let line = line.with_context(|| format!("cannot read {f}"))?;

@@ -7,15 +7,26 @@ use std::path::{Path, PathBuf};
 
 use crate::exit::{Exit, ExitCode};
 
+mod parse;
+
+pub use parse::{Key, MAILBOX_KEYS, SITE_KEYS, TOP_KEYS};
+
 /// A configuration problem: always names the file, the key and what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be read.
     #[error("cannot read config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The file is not valid or a key has a bad value.
     #[error("config {path}: {key}: {problem}")]
-    Invalid { path: PathBuf, key: String, problem: String },
+    Invalid {
+        path: PathBuf,
+        key: String,
+        problem: String,
+    },
 }
 
 impl ExitCode for Error {
@@ -178,14 +189,10 @@ impl Config {
         }
     }
 
-    /// Parses and validates a configuration file's text.
+    /// Parses and validates a configuration file's text. Relative paths in
+    /// it are taken relative to the file's directory.
     pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
-        let _ = text;
-        Err(Error::Invalid {
-            path: path.to_path_buf(),
-            key: String::new(),
-            problem: "configuration files are not supported yet".into(),
-        })
+        parse::parse(path, text)
     }
 
     /// Looks a site up by name.
@@ -202,7 +209,10 @@ pub fn default_path() -> Option<PathBuf> {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
-    let candidates = xdg.map(|d| d.join("bouncectl/config.toml")).into_iter().chain([PathBuf::from("/etc/bouncectl/config.toml")]);
+    let candidates = xdg
+        .map(|d| d.join("bouncectl/config.toml"))
+        .into_iter()
+        .chain([PathBuf::from("/etc/bouncectl/config.toml")]);
     candidates.into_iter().find(|p| p.exists())
 }
 
@@ -216,6 +226,9 @@ pub fn load(explicit: Option<&Path>) -> Result<Config, Error> {
             None => return Ok(Config::builtin()),
         },
     };
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+        path: path.clone(),
+        source,
+    })?;
     Config::parse(&path, &text)
 }
