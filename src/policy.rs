@@ -51,8 +51,14 @@ impl Rules {
     /// automatically: there is no limit to apply.
     pub fn of(config: &Config, site: &str) -> Rules {
         match config.site(site) {
-            Some(s) => Rules { bounce_limit: s.bounce_limit, block_on_complaint: s.block_on_complaint },
-            None => Rules { bounce_limit: 0, block_on_complaint: false },
+            Some(s) => Rules {
+                bounce_limit: s.bounce_limit,
+                block_on_complaint: s.block_on_complaint,
+            },
+            None => Rules {
+                bounce_limit: 0,
+                block_on_complaint: false,
+            },
         }
     }
 }
@@ -111,7 +117,13 @@ pub fn sites_reached<'a>(config: &'a Config, site: &'a str, kind: Kind) -> Vec<&
 /// `reason` is the recipient's reason (recorded as the block reason when a
 /// bounce reaches the limit). An address that is already blocked keeps
 /// counting but is never blocked again.
-pub fn decide<'a>(rules: Rules, kind: Kind, reason: &'a str, before: Counter, now: Timestamp) -> Decision<'a> {
+pub fn decide<'a>(
+    rules: Rules,
+    kind: Kind,
+    reason: &'a str,
+    before: Counter,
+    now: Timestamp,
+) -> Decision<'a> {
     match kind {
         Kind::Bounce => {
             let after = before.bounces.saturating_add(1);
@@ -119,7 +131,11 @@ pub fn decide<'a>(rules: Rules, kind: Kind, reason: &'a str, before: Counter, no
             Decision {
                 count: true,
                 event: true,
-                block: (reached && !before.blocked).then_some(Block { reason, by: BlockedBy::Limit, at: now }),
+                block: (reached && !before.blocked).then_some(Block {
+                    reason,
+                    by: BlockedBy::Limit,
+                    at: now,
+                }),
             }
         }
         Kind::Complaint => Decision {
@@ -155,7 +171,10 @@ mod tests {
     const NOW: Timestamp = 1_795_449_660;
 
     fn rules(limit: u32) -> Rules {
-        Rules { bounce_limit: limit, block_on_complaint: true }
+        Rules {
+            bounce_limit: limit,
+            block_on_complaint: true,
+        }
     }
 
     fn counter(bounces: u64, blocked: bool) -> Counter {
@@ -166,39 +185,80 @@ mod tests {
         let mut c = Config::builtin();
         c.block_globally = global;
         c.sites[0].name = "a".into();
-        c.sites.push(Site { name: "b".into(), bounce_limit: 2, ..c.sites[0].clone() });
+        c.sites.push(Site {
+            name: "b".into(),
+            bounce_limit: 2,
+            ..c.sites[0].clone()
+        });
         c
     }
 
     #[test]
     fn bounce_below_limit_counts_without_blocking() {
-        let d = decide(rules(3), Kind::Bounce, "userunknown", counter(1, false), NOW);
+        let d = decide(
+            rules(3),
+            Kind::Bounce,
+            "userunknown",
+            counter(1, false),
+            NOW,
+        );
         assert!(d.count && d.event);
         assert_eq!(d.block, None);
     }
 
     #[test]
     fn bounce_reaching_limit_blocks_with_its_reason_and_time() {
-        let d = decide(rules(3), Kind::Bounce, "mailboxfull", counter(2, false), NOW);
+        let d = decide(
+            rules(3),
+            Kind::Bounce,
+            "mailboxfull",
+            counter(2, false),
+            NOW,
+        );
         assert!(d.count);
-        assert_eq!(d.block, Some(Block { reason: "mailboxfull", by: BlockedBy::Limit, at: NOW }));
+        assert_eq!(
+            d.block,
+            Some(Block {
+                reason: "mailboxfull",
+                by: BlockedBy::Limit,
+                at: NOW
+            })
+        );
     }
 
     #[test]
     fn limit_of_one_blocks_on_first_bounce() {
-        let d = decide(rules(1), Kind::Bounce, "userunknown", Counter::default(), NOW);
+        let d = decide(
+            rules(1),
+            Kind::Bounce,
+            "userunknown",
+            Counter::default(),
+            NOW,
+        );
         assert!(d.block.is_some());
     }
 
     #[test]
     fn counter_above_lowered_limit_blocks_on_next_bounce() {
-        let d = decide(rules(2), Kind::Bounce, "userunknown", counter(7, false), NOW);
+        let d = decide(
+            rules(2),
+            Kind::Bounce,
+            "userunknown",
+            counter(7, false),
+            NOW,
+        );
         assert!(d.block.is_some());
     }
 
     #[test]
     fn limit_zero_never_blocks() {
-        let d = decide(rules(0), Kind::Bounce, "userunknown", counter(1_000, false), NOW);
+        let d = decide(
+            rules(0),
+            Kind::Bounce,
+            "userunknown",
+            counter(1_000, false),
+            NOW,
+        );
         assert!(d.count);
         assert_eq!(d.block, None);
     }
@@ -213,27 +273,53 @@ mod tests {
     #[test]
     fn uncounted_kinds_do_nothing() {
         for kind in [Kind::Delayed, Kind::AutoReply, Kind::NotBounce] {
-            assert_eq!(decide(rules(1), kind, "vacation", counter(0, false), NOW), Decision::default(), "{kind:?}");
+            assert_eq!(
+                decide(rules(1), kind, "vacation", counter(0, false), NOW),
+                Decision::default(),
+                "{kind:?}"
+            );
         }
     }
 
     #[test]
     fn complaint_blocks_at_once_without_counting() {
-        let d = decide(rules(5), Kind::Complaint, "feedback", counter(0, false), NOW);
+        let d = decide(
+            rules(5),
+            Kind::Complaint,
+            "feedback",
+            counter(0, false),
+            NOW,
+        );
         assert!(!d.count);
         assert!(d.event);
-        assert_eq!(d.block, Some(Block { reason: COMPLAINT_REASON, by: BlockedBy::Complaint, at: NOW }));
+        assert_eq!(
+            d.block,
+            Some(Block {
+                reason: COMPLAINT_REASON,
+                by: BlockedBy::Complaint,
+                at: NOW
+            })
+        );
     }
 
     #[test]
     fn complaint_blocks_even_with_limit_zero() {
-        let d = decide(rules(0), Kind::Complaint, "feedback", counter(0, false), NOW);
+        let d = decide(
+            rules(0),
+            Kind::Complaint,
+            "feedback",
+            counter(0, false),
+            NOW,
+        );
         assert!(d.block.is_some());
     }
 
     #[test]
     fn complaint_with_block_on_complaint_false_does_not_block() {
-        let r = Rules { bounce_limit: 1, block_on_complaint: false };
+        let r = Rules {
+            bounce_limit: 1,
+            block_on_complaint: false,
+        };
         let d = decide(r, Kind::Complaint, "feedback", counter(0, false), NOW);
         assert!(!d.count);
         assert_eq!(d.block, None);
@@ -274,23 +360,44 @@ mod tests {
     #[test]
     fn unconfigured_site_records_but_never_blocks() {
         let c = two_sites(true);
-        assert_eq!(sites_reached(&c, "gone", Kind::Bounce), vec!["gone", "a", "b"]);
+        assert_eq!(
+            sites_reached(&c, "gone", Kind::Bounce),
+            vec!["gone", "a", "b"]
+        );
         let r = Rules::of(&c, "gone");
         assert_eq!(r.bounce_limit, 0);
-        assert_eq!(decide(r, Kind::Complaint, "feedback", Counter::default(), NOW).block, None);
+        assert_eq!(
+            decide(r, Kind::Complaint, "feedback", Counter::default(), NOW).block,
+            None
+        );
     }
 
     #[test]
     fn rules_come_from_the_named_site() {
         let mut c = two_sites(false);
         c.sites[1].block_on_complaint = false;
-        assert_eq!(Rules::of(&c, "b"), Rules { bounce_limit: 2, block_on_complaint: false });
-        assert_eq!(Rules::of(&c, "a"), Rules { bounce_limit: 5, block_on_complaint: true });
+        assert_eq!(
+            Rules::of(&c, "b"),
+            Rules {
+                bounce_limit: 2,
+                block_on_complaint: false
+            }
+        );
+        assert_eq!(
+            Rules::of(&c, "a"),
+            Rules {
+                bounce_limit: 5,
+                block_on_complaint: true
+            }
+        );
     }
 
     #[test]
     fn addresses_are_matched_case_insensitively() {
-        assert_eq!(normalize_address(" Kijitora@Example.JP "), "kijitora@example.jp");
+        assert_eq!(
+            normalize_address(" Kijitora@Example.JP "),
+            "kijitora@example.jp"
+        );
         assert_eq!(domain_of("a@b@example.org"), "example.org");
         assert_eq!(domain_of("no-at-sign"), "");
     }

@@ -10,7 +10,13 @@ use crate::time::Timestamp;
 
 /// Blocks each address in `site` unless it is blocked already; returns how
 /// many were newly blocked.
-pub fn block(conn: &Connection, site: &str, addresses: &[String], reason: &str, now: Timestamp) -> rusqlite::Result<u64> {
+pub fn block(
+    conn: &Connection,
+    site: &str,
+    addresses: &[String],
+    reason: &str,
+    now: Timestamp,
+) -> rusqlite::Result<u64> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO counters (site, address, domain, bounces, blocked_at, block_reason, blocked_by)
          VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6)
@@ -22,19 +28,34 @@ pub fn block(conn: &Connection, site: &str, addresses: &[String], reason: &str, 
     )?;
     let mut n = 0;
     for address in unique(addresses) {
-        n += stmt.execute(params![site, address, policy::domain_of(&address), now, reason, BlockedBy::Manual.as_str()])? as u64;
+        n += stmt.execute(params![
+            site,
+            address,
+            policy::domain_of(&address),
+            now,
+            reason,
+            BlockedBy::Manual.as_str()
+        ])? as u64;
     }
     Ok(n)
 }
 
 /// Forgets counters (and their events) in `site` or every site; returns how
 /// many (site, address) rows went.
-pub fn reset(conn: &Connection, site: Option<&str>, target: &ResetTarget, now: Timestamp) -> rusqlite::Result<u64> {
+pub fn reset(
+    conn: &Connection,
+    site: Option<&str>,
+    target: &ResetTarget,
+    now: Timestamp,
+) -> rusqlite::Result<u64> {
     match target {
         ResetTarget::Addresses(list) => {
-            let mut events = conn.prepare_cached("DELETE FROM events WHERE address = ?1 AND (?2 IS NULL OR site = ?2)")?;
-            let mut counters =
-                conn.prepare_cached("DELETE FROM counters WHERE address = ?1 AND (?2 IS NULL OR site = ?2)")?;
+            let mut events = conn.prepare_cached(
+                "DELETE FROM events WHERE address = ?1 AND (?2 IS NULL OR site = ?2)",
+            )?;
+            let mut counters = conn.prepare_cached(
+                "DELETE FROM counters WHERE address = ?1 AND (?2 IS NULL OR site = ?2)",
+            )?;
             let mut n = 0;
             for address in unique(list) {
                 events.execute(params![address, site])?;
@@ -43,8 +64,11 @@ pub fn reset(conn: &Connection, site: Option<&str>, target: &ResetTarget, now: T
             Ok(n)
         }
         ResetTarget::All => {
-            conn.prepare_cached("DELETE FROM events WHERE ?1 IS NULL OR site = ?1")?.execute([site])?;
-            Ok(conn.prepare_cached("DELETE FROM counters WHERE ?1 IS NULL OR site = ?1")?.execute([site])? as u64)
+            conn.prepare_cached("DELETE FROM events WHERE ?1 IS NULL OR site = ?1")?
+                .execute([site])?;
+            Ok(conn
+                .prepare_cached("DELETE FROM counters WHERE ?1 IS NULL OR site = ?1")?
+                .execute([site])? as u64)
         }
         ResetTarget::OlderThanDays(days) => {
             let cutoff = now - i64::from(*days) * 86_400;
@@ -58,13 +82,18 @@ pub fn reset(conn: &Connection, site: Option<&str>, target: &ResetTarget, now: T
                 "DELETE FROM events WHERE (site, address) IN (SELECT site, address FROM counters WHERE {stale})"
             ))?
             .execute(params![cutoff, site])?;
-            Ok(conn.prepare_cached(&format!("DELETE FROM counters WHERE {stale}"))?.execute(params![cutoff, site])?
-                as u64)
+            Ok(conn
+                .prepare_cached(&format!("DELETE FROM counters WHERE {stale}"))?
+                .execute(params![cutoff, site])? as u64)
         }
     }
 }
 
 /// Normalized, without duplicates (so counts are per address, not per line).
 fn unique(addresses: &[String]) -> BTreeSet<String> {
-    addresses.iter().map(|a| policy::normalize_address(a)).filter(|a| !a.is_empty()).collect()
+    addresses
+        .iter()
+        .map(|a| policy::normalize_address(a))
+        .filter(|a| !a.is_empty())
+        .collect()
 }

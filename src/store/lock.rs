@@ -29,8 +29,16 @@ impl RunLock {
     pub fn acquire(db: &Path, wait: Duration) -> Result<RunLock, Error> {
         super::ensure_parent(db)?;
         let path = lock_path(db);
-        let lock_err = |source| Error::LockFile { path: path.clone(), source };
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(lock_err)?;
+        let lock_err = |source| Error::LockFile {
+            path: path.clone(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(lock_err)?;
         let start = Instant::now();
         loop {
             match file.try_lock() {
@@ -38,7 +46,10 @@ impl RunLock {
                 Err(TryLockError::WouldBlock) => {
                     let waited = start.elapsed();
                     if waited >= wait {
-                        return Err(Error::Locked { path: db.to_path_buf(), waited: round(waited) });
+                        return Err(Error::Locked {
+                            path: db.to_path_buf(),
+                            waited: round(waited),
+                        });
                     }
                     std::thread::sleep(POLL.min(wait - waited));
                 }
@@ -74,7 +85,11 @@ mod tests {
         assert!(start.elapsed() >= Duration::from_millis(300));
         assert!(matches!(err, Error::Locked { .. }), "{err}");
         assert_eq!(crate::exit::ExitCode::exit(&err).code(), 75);
-        assert!(err.to_string().contains("is in use by another bouncectl run"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("is in use by another bouncectl run"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -38,7 +38,10 @@ pub use lock::RunLock;
 pub enum Error {
     /// The file or its directory could not be opened or created.
     #[error("cannot open database {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     /// Another run holds the database.
     #[error("database {path} is in use by another bouncectl run (waited {waited:?})")]
     Locked { path: PathBuf, waited: Duration },
@@ -47,19 +50,32 @@ pub enum Error {
     Sqlite(#[from] rusqlite::Error),
     /// File-system failure around the database (lock file, directory).
     #[error("database {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The database's directory could not be created.
     #[error("cannot create database directory {path}: {source}")]
-    Dir { path: PathBuf, source: std::io::Error },
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The `<db>.lock` file could not be opened or locked.
     #[error("cannot lock database with {path}: {source}")]
-    LockFile { path: PathBuf, source: std::io::Error },
+    LockFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The file was written by a newer bouncectl (or is not ours).
     #[error(
         "database {path} has schema version {found}, this bouncectl understands up to {supported}: \
          use a newer bouncectl"
     )]
-    TooNew { path: PathBuf, found: i64, supported: i64 },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
 }
 
 impl ExitCode for Error {
@@ -137,7 +153,10 @@ impl Store {
     /// Opens (creating file and parent directory if needed) and migrates.
     pub fn open(path: &Path) -> Result<Store, Error> {
         ensure_parent(path)?;
-        Store::open_with(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)
+        Store::open_with(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )
     }
 
     /// Opens a database only if the file exists (`stats` must not create
@@ -146,7 +165,12 @@ impl Store {
         match std::fs::metadata(path) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(Error::Io { path: path.to_path_buf(), source }),
+            Err(source) => {
+                return Err(Error::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
         }
         // READ_WRITE without CREATE: a file the user may not write is opened
         // read-only by SQLite, which is all `stats` needs.
@@ -154,8 +178,12 @@ impl Store {
     }
 
     fn open_with(path: &Path, flags: OpenFlags) -> Result<Store, Error> {
-        let open_err = |source| Error::Open { path: path.to_path_buf(), source };
-        let mut conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(open_err)?;
+        let open_err = |source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(open_err)?;
         schema::configure(&conn).map_err(open_err)?;
         schema::migrate(&mut conn, path)?;
         Ok(Store { conn })
@@ -181,7 +209,9 @@ impl Store {
         items: &[Item<'_>],
         now: Timestamp,
     ) -> Result<Vec<Outcome>, Error> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let outcomes = record::record_items(&tx, config, site, items, now)?;
         tx.commit()?;
         Ok(outcomes)
@@ -220,8 +250,16 @@ impl Store {
 
     /// Blocks addresses by hand; returns how many were newly blocked.
     /// An address blocked already keeps its original reason and time.
-    pub fn block(&mut self, site: &str, addresses: &[String], reason: &str, now: Timestamp) -> Result<u64, Error> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    pub fn block(
+        &mut self,
+        site: &str,
+        addresses: &[String],
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<u64, Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = admin::block(&tx, site, addresses, reason, now)?;
         tx.commit()?;
         Ok(n)
@@ -233,8 +271,15 @@ impl Store {
     /// A reset address is forgotten: its counter row and its events go, as if
     /// it had never bounced. The ledger stays, so the old messages are still
     /// not counted again.
-    pub fn reset(&mut self, site: Option<&str>, target: &ResetTarget, now: Timestamp) -> Result<u64, Error> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    pub fn reset(
+        &mut self,
+        site: Option<&str>,
+        target: &ResetTarget,
+        now: Timestamp,
+    ) -> Result<u64, Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = admin::reset(&tx, site, target, now)?;
         tx.commit()?;
         Ok(n)
@@ -244,9 +289,10 @@ impl Store {
 /// Creates the database's directory if needed, with a clear error.
 pub(crate) fn ensure_parent(db: &Path) -> Result<(), Error> {
     match db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) if !dir.is_dir() => {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Dir { path: dir.to_path_buf(), source })
-        }
+        Some(dir) if !dir.is_dir() => std::fs::create_dir_all(dir).map_err(|source| Error::Dir {
+            path: dir.to_path_buf(),
+            source,
+        }),
         _ => Ok(()),
     }
 }

@@ -34,10 +34,17 @@ pub fn stats(conn: &Connection, site: Option<&str>) -> rusqlite::Result<Stats> {
         "SELECT reason, sum(events) FROM reason_totals WHERE ?1 IS NULL OR site = ?1
          GROUP BY reason HAVING sum(events) > 0",
     )?;
-    let rows = q.query_map([site], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+    let rows = q.query_map([site], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+    })?;
     out.reasons = rows.collect::<Result<_, _>>()?;
 
-    let domain = |r: &rusqlite::Row<'_>| Ok(DomainStats { domain: r.get(0)?, bounces: r.get::<_, i64>(1)? as u64 });
+    let domain = |r: &rusqlite::Row<'_>| {
+        Ok(DomainStats {
+            domain: r.get(0)?,
+            bounces: r.get::<_, i64>(1)? as u64,
+        })
+    };
     out.domains = match site {
         None => conn
             .prepare_cached(
@@ -58,7 +65,11 @@ pub fn stats(conn: &Connection, site: Option<&str>) -> rusqlite::Result<Stats> {
 }
 
 /// One address: its counter in every site (or one) and its events, oldest first.
-pub fn address(conn: &Connection, address: &str, site: Option<&str>) -> rusqlite::Result<AddressStats> {
+pub fn address(
+    conn: &Connection,
+    address: &str,
+    site: Option<&str>,
+) -> rusqlite::Result<AddressStats> {
     let key = policy::normalize_address(address);
     let mut q = conn.prepare_cached(
         "SELECT site, bounces, blocked_at, block_reason FROM counters
@@ -91,7 +102,11 @@ pub fn address(conn: &Connection, address: &str, site: Option<&str>) -> rusqlite
             })
         })?
         .collect::<Result<_, _>>()?;
-    Ok(AddressStats { address: key, sites, events })
+    Ok(AddressStats {
+        address: key,
+        sites,
+        events,
+    })
 }
 
 /// Addresses blocked in `site` (or in any site), sorted, each once.

@@ -16,7 +16,11 @@ use crate::time::Timestamp;
 const MAX_DIAGNOSTIC: usize = 2000;
 
 /// The kind recorded for a source identity in this site, if any.
-pub fn lookup_uid(conn: &Connection, site: &str, source_uid: &str) -> rusqlite::Result<Option<Kind>> {
+pub fn lookup_uid(
+    conn: &Connection,
+    site: &str,
+    source_uid: &str,
+) -> rusqlite::Result<Option<Kind>> {
     let kind: Option<String> = conn
         .prepare_cached(
             "SELECT l.kind FROM ledger_uids u JOIN ledger l ON l.fingerprint = u.fingerprint
@@ -40,11 +44,15 @@ pub fn record_items(
     let mut outcomes = Vec::with_capacity(items.len());
     for item in items {
         let fp = &item.fingerprint.0[..];
-        let seen = conn.prepare_cached("SELECT 1 FROM ledger WHERE fingerprint = ?1")?.exists([fp])?;
+        let seen = conn
+            .prepare_cached("SELECT 1 FROM ledger WHERE fingerprint = ?1")?
+            .exists([fp])?;
         if !seen {
             let kind = item.classification.kind.as_str();
-            conn.prepare_cached("INSERT INTO ledger (fingerprint, kind, site, at) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![fp, kind, site, now])?;
+            conn.prepare_cached(
+                "INSERT INTO ledger (fingerprint, kind, site, at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![fp, kind, site, now])?;
         }
         if let Some(uid) = item.source_uid {
             // Latest wins: a server that reuses a UIDL for a new message must
@@ -56,7 +64,10 @@ pub fn record_items(
             .execute(params![site, uid, fp])?;
         }
         outcomes.push(if seen {
-            Outcome { already_seen: true, ..Outcome::default() }
+            Outcome {
+                already_seen: true,
+                ..Outcome::default()
+            }
         } else {
             count_message(conn, config, site, item, now)?
         });
@@ -66,11 +77,19 @@ pub fn record_items(
 
 /// Applies the policy to every recipient of a new message in every site it
 /// reaches.
-fn count_message(conn: &Connection, config: &Config, site: &str, item: &Item<'_>, now: Timestamp) -> rusqlite::Result<Outcome> {
+fn count_message(
+    conn: &Connection,
+    config: &Config,
+    site: &str,
+    item: &Item<'_>,
+    now: Timestamp,
+) -> rusqlite::Result<Outcome> {
     let kind = item.classification.kind;
     let mut outcome = Outcome::default();
-    let sites: Vec<(&str, Rules)> =
-        policy::sites_reached(config, site, kind).into_iter().map(|s| (s, Rules::of(config, s))).collect();
+    let sites: Vec<(&str, Rules)> = policy::sites_reached(config, site, kind)
+        .into_iter()
+        .map(|s| (s, Rules::of(config, s)))
+        .collect();
     if sites.is_empty() {
         return Ok(outcome);
     }
@@ -98,8 +117,15 @@ fn count_message(conn: &Connection, config: &Config, site: &str, item: &Item<'_>
 
 fn counter(conn: &Connection, site: &str, address: &str) -> rusqlite::Result<Counter> {
     let row = conn
-        .prepare_cached("SELECT bounces, blocked_at IS NOT NULL FROM counters WHERE site = ?1 AND address = ?2")?
-        .query_row(params![site, address], |r| Ok(Counter { bounces: r.get::<_, i64>(0)? as u64, blocked: r.get(1)? }))
+        .prepare_cached(
+            "SELECT bounces, blocked_at IS NOT NULL FROM counters WHERE site = ?1 AND address = ?2",
+        )?
+        .query_row(params![site, address], |r| {
+            Ok(Counter {
+                bounces: r.get::<_, i64>(0)? as u64,
+                blocked: r.get(1)?,
+            })
+        })
         .optional()?;
     Ok(row.unwrap_or_default())
 }

@@ -160,7 +160,10 @@ pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
 /// Brings the schema to [`current_version`] in one transaction. A database
 /// written by a newer bouncectl is refused rather than misread.
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Error> {
-    let open_err = |source| Error::Open { path: path.to_path_buf(), source };
+    let open_err = |source| Error::Open {
+        path: path.to_path_buf(),
+        source,
+    };
     // Cheap check first, so an up-to-date database (every run) takes no
     // write lock here.
     let found = version(conn).map_err(open_err)?;
@@ -170,7 +173,9 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Error> {
     if !(0..=current_version()).contains(&found) {
         return Err(too_new(path, found));
     }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(open_err)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(open_err)?;
     // Re-read under the write lock: another process may have migrated.
     let found = version(&tx).map_err(open_err)?;
     if !(0..=current_version()).contains(&found) {
@@ -179,10 +184,15 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Error> {
     for step in &MIGRATIONS[found as usize..] {
         tx.execute_batch(step).map_err(open_err)?;
     }
-    tx.pragma_update(None, "user_version", current_version()).map_err(open_err)?;
+    tx.pragma_update(None, "user_version", current_version())
+        .map_err(open_err)?;
     tx.commit().map_err(open_err)
 }
 
 fn too_new(path: &Path, found: i64) -> Error {
-    Error::TooNew { path: path.to_path_buf(), found, supported: current_version() }
+    Error::TooNew {
+        path: path.to_path_buf(),
+        found,
+        supported: current_version(),
+    }
 }

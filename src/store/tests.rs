@@ -20,7 +20,11 @@ fn config(global: bool) -> Config {
     c.block_globally = global;
     c.sites[0].name = "a".into();
     c.sites[0].bounce_limit = 3;
-    c.sites.push(Site { name: "b".into(), bounce_limit: 2, ..c.sites[0].clone() });
+    c.sites.push(Site {
+        name: "b".into(),
+        bounce_limit: 2,
+        ..c.sites[0].clone()
+    });
     c
 }
 
@@ -52,10 +56,20 @@ fn bounce(address: &str) -> Classification {
 
 /// Records one message per classification; each gets a distinct fingerprint
 /// unless two classifications are equal and `tag` is.
-fn record(store: &mut Store, c: &Config, site: &str, msgs: &[(&str, Classification)], now: Timestamp) -> Vec<Outcome> {
+fn record(
+    store: &mut Store,
+    c: &Config,
+    site: &str,
+    msgs: &[(&str, Classification)],
+    now: Timestamp,
+) -> Vec<Outcome> {
     let items: Vec<Item<'_>> = msgs
         .iter()
-        .map(|(tag, cl)| Item { source_uid: None, fingerprint: Fingerprint::of(tag.as_bytes()), classification: cl })
+        .map(|(tag, cl)| Item {
+            source_uid: None,
+            fingerprint: Fingerprint::of(tag.as_bytes()),
+            classification: cl,
+        })
         .collect();
     store.record_batch(c, site, &items, now).unwrap()
 }
@@ -65,7 +79,13 @@ fn count(store: &Store, sql: &str) -> i64 {
 }
 
 fn bounces_of(store: &Store, site: &str, address: &str) -> u64 {
-    store.address(address).unwrap().sites.iter().find(|s| s.site == site).map_or(0, |s| s.bounces)
+    store
+        .address(address)
+        .unwrap()
+        .sites
+        .iter()
+        .find(|s| s.site == site)
+        .map_or(0, |s| s.bounces)
 }
 
 /// The triggers' aggregates equal a fresh `GROUP BY` over the base tables.
@@ -99,7 +119,10 @@ fn assert_aggregates_consistent(store: &Store) {
 
 #[test]
 fn fingerprint_ignores_crlf_versus_lf() {
-    assert_eq!(Fingerprint::of(b"A: b\r\n\r\nbody\r\n"), Fingerprint::of(b"A: b\n\nbody\n"));
+    assert_eq!(
+        Fingerprint::of(b"A: b\r\n\r\nbody\r\n"),
+        Fingerprint::of(b"A: b\n\nbody\n")
+    );
     assert_ne!(Fingerprint::of(b"A: b\n"), Fingerprint::of(b"A: c\n"));
     assert_eq!(Fingerprint::of(b"").hex().len(), 64);
 }
@@ -109,10 +132,16 @@ fn open_creates_directory_wal_and_full_sync() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("deep/er/bounces.db");
     let store = Store::open(&path).unwrap();
-    let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let mode: String = store
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
     assert_eq!(count(&store, "PRAGMA synchronous"), 2, "FULL");
-    assert_eq!(schema::version(&store.conn).unwrap(), schema::current_version());
+    assert_eq!(
+        schema::version(&store.conn).unwrap(),
+        schema::current_version()
+    );
 }
 
 #[test]
@@ -120,7 +149,13 @@ fn migrating_twice_is_a_no_op() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bounces.db");
     let mut store = Store::open(&path).unwrap();
-    record(&mut store, &config(false), "a", &[("m1", bounce("x@example.org"))], T0);
+    record(
+        &mut store,
+        &config(false),
+        "a",
+        &[("m1", bounce("x@example.org"))],
+        T0,
+    );
     let tables = count(&store, "SELECT count(*) FROM sqlite_schema");
     schema::migrate(&mut store.conn, &path).unwrap();
     drop(store);
@@ -132,9 +167,14 @@ fn migrating_twice_is_a_no_op() {
 #[test]
 fn database_from_newer_version_is_refused() {
     let (dir, store) = temp_store();
-    store.conn.pragma_update(None, "user_version", schema::current_version() + 1).unwrap();
+    store
+        .conn
+        .pragma_update(None, "user_version", schema::current_version() + 1)
+        .unwrap();
     drop(store);
-    let err = Store::open(&dir.path().join("bounces.db")).err().expect("refused");
+    let err = Store::open(&dir.path().join("bounces.db"))
+        .err()
+        .expect("refused");
     assert!(matches!(err, Error::TooNew { .. }), "{err}");
     assert!(err.to_string().contains("newer bouncectl"), "{err}");
     assert_eq!(err.exit().code(), 74);
@@ -155,7 +195,9 @@ fn unwritable_path_is_an_io_error() {
     std::fs::write(&file, "x").unwrap();
     let err = Store::open(&file.join("bounces.db")).err().expect("fails");
     assert_eq!(err.exit().code(), 74, "{err}");
-    let err = Store::open(Path::new("/proc/bouncectl-test.db")).err().expect("fails");
+    let err = Store::open(Path::new("/proc/bouncectl-test.db"))
+        .err()
+        .expect("fails");
     assert_eq!(err.exit().code(), 74, "{err}");
     assert!(!err.to_string().contains('\n'));
 }
@@ -175,14 +217,27 @@ fn bounces_count_until_limit_then_block_once() {
     let c = config(false);
     let mut blocked = Vec::new();
     for i in 0..5 {
-        let o = record(&mut store, &c, "a", &[(&format!("m{i}"), bounce("x@example.org"))], T0 + i);
+        let o = record(
+            &mut store,
+            &c,
+            "a",
+            &[(&format!("m{i}"), bounce("x@example.org"))],
+            T0 + i,
+        );
         assert_eq!(o[0].counted, 1);
         blocked.extend(o[0].newly_blocked.clone());
     }
-    assert_eq!(blocked, vec![("a".to_string(), "x@example.org".to_string())]);
+    assert_eq!(
+        blocked,
+        vec![("a".to_string(), "x@example.org".to_string())]
+    );
     let a = store.address("x@example.org").unwrap();
     assert_eq!(a.sites[0].bounces, 5, "a blocked address keeps counting");
-    assert_eq!(a.sites[0].blocked_at.as_deref(), Some("2026-11-23T16:01:02Z"), "blocked by the third bounce");
+    assert_eq!(
+        a.sites[0].blocked_at.as_deref(),
+        Some("2026-11-23T16:01:02Z"),
+        "blocked by the third bounce"
+    );
     assert_eq!(a.sites[0].block_reason.as_deref(), Some("userunknown"));
     assert_eq!(a.events.len(), 5);
     assert_eq!(a.events[0].at, "2026-11-23T16:01:00Z");
@@ -196,7 +251,13 @@ fn limit_zero_never_blocks() {
     let mut c = config(false);
     c.sites[0].bounce_limit = 0;
     for i in 0..10 {
-        let o = record(&mut store, &c, "a", &[(&format!("m{i}"), bounce("x@example.org"))], T0);
+        let o = record(
+            &mut store,
+            &c,
+            "a",
+            &[(&format!("m{i}"), bounce("x@example.org"))],
+            T0,
+        );
         assert!(o[0].newly_blocked.is_empty());
     }
     assert_eq!(bounces_of(&store, "a", "x@example.org"), 10);
@@ -208,8 +269,14 @@ fn uncounted_kinds_only_reach_the_ledger() {
     let (_d, mut store) = temp_store();
     let c = config(false);
     let msgs = [
-        ("d", msg(Kind::Delayed, &[("x@example.org", Reason::Expired)])),
-        ("v", msg(Kind::AutoReply, &[("x@example.org", Reason::Vacation)])),
+        (
+            "d",
+            msg(Kind::Delayed, &[("x@example.org", Reason::Expired)]),
+        ),
+        (
+            "v",
+            msg(Kind::AutoReply, &[("x@example.org", Reason::Vacation)]),
+        ),
         ("n", msg(Kind::NotBounce, &[])),
     ];
     let o = record(&mut store, &c, "a", &msgs, T0);
@@ -218,21 +285,43 @@ fn uncounted_kinds_only_reach_the_ledger() {
     assert_eq!(count(&store, "SELECT count(*) FROM counters"), 0);
     assert_eq!(count(&store, "SELECT count(*) FROM events"), 0);
     let again = record(&mut store, &c, "a", &msgs, T0);
-    assert!(again.iter().all(|o| o.already_seen), "not re-counted or re-parsed");
+    assert!(
+        again.iter().all(|o| o.already_seen),
+        "not re-counted or re-parsed"
+    );
 }
 
 #[test]
 fn complaint_blocks_at_once_without_counting() {
     let (_d, mut store) = temp_store();
     let c = config(false);
-    let o = record(&mut store, &c, "a", &[("c", msg(Kind::Complaint, &[("x@example.org", Reason::Feedback)]))], T0);
+    let o = record(
+        &mut store,
+        &c,
+        "a",
+        &[(
+            "c",
+            msg(Kind::Complaint, &[("x@example.org", Reason::Feedback)]),
+        )],
+        T0,
+    );
     assert_eq!(o[0].counted, 0);
-    assert_eq!(o[0].newly_blocked, vec![("a".to_string(), "x@example.org".to_string())]);
+    assert_eq!(
+        o[0].newly_blocked,
+        vec![("a".to_string(), "x@example.org".to_string())]
+    );
     let a = store.address("x@example.org").unwrap();
     assert_eq!(a.sites[0].bounces, 0);
     assert_eq!(a.sites[0].block_reason.as_deref(), Some("feedback"));
-    assert_eq!(a.events[0].reason, "feedback", "the complaint explains the block");
-    assert_eq!(store.blocked(Some("b")).unwrap(), Vec::<String>::new(), "only the receiving site");
+    assert_eq!(
+        a.events[0].reason, "feedback",
+        "the complaint explains the block"
+    );
+    assert_eq!(
+        store.blocked(Some("b")).unwrap(),
+        Vec::<String>::new(),
+        "only the receiving site"
+    );
 }
 
 #[test]
@@ -240,7 +329,16 @@ fn complaint_with_block_on_complaint_false_blocks_nothing() {
     let (_d, mut store) = temp_store();
     let mut c = config(false);
     c.sites[0].block_on_complaint = false;
-    let o = record(&mut store, &c, "a", &[("c", msg(Kind::Complaint, &[("x@example.org", Reason::Feedback)]))], T0);
+    let o = record(
+        &mut store,
+        &c,
+        "a",
+        &[(
+            "c",
+            msg(Kind::Complaint, &[("x@example.org", Reason::Feedback)]),
+        )],
+        T0,
+    );
     assert_eq!(o[0], Outcome::default());
     assert!(store.blocked(None).unwrap().is_empty());
     assert_eq!(bounces_of(&store, "a", "x@example.org"), 0);
@@ -253,9 +351,17 @@ fn block_globally_counts_in_every_site_with_each_limit() {
     let o1 = record(&mut store, &c, "a", &[("m1", bounce("x@example.org"))], T0);
     assert_eq!(o1[0].counted, 2);
     let o2 = record(&mut store, &c, "a", &[("m2", bounce("x@example.org"))], T0);
-    assert_eq!(o2[0].newly_blocked, vec![("b".to_string(), "x@example.org".to_string())], "b's limit is 2");
+    assert_eq!(
+        o2[0].newly_blocked,
+        vec![("b".to_string(), "x@example.org".to_string())],
+        "b's limit is 2"
+    );
     let o3 = record(&mut store, &c, "b", &[("m3", bounce("x@example.org"))], T0);
-    assert_eq!(o3[0].newly_blocked, vec![("a".to_string(), "x@example.org".to_string())], "a's limit is 3");
+    assert_eq!(
+        o3[0].newly_blocked,
+        vec![("a".to_string(), "x@example.org".to_string())],
+        "a's limit is 3"
+    );
     assert_eq!(bounces_of(&store, "a", "x@example.org"), 3);
     assert_eq!(bounces_of(&store, "b", "x@example.org"), 3);
     assert_aggregates_consistent(&store);
@@ -265,7 +371,16 @@ fn block_globally_counts_in_every_site_with_each_limit() {
 fn without_block_globally_sites_count_apart() {
     let (_d, mut store) = temp_store();
     let c = config(false);
-    record(&mut store, &c, "a", &[("m1", bounce("x@example.org")), ("m2", bounce("x@example.org"))], T0);
+    record(
+        &mut store,
+        &c,
+        "a",
+        &[
+            ("m1", bounce("x@example.org")),
+            ("m2", bounce("x@example.org")),
+        ],
+        T0,
+    );
     assert_eq!(bounces_of(&store, "a", "x@example.org"), 2);
     assert_eq!(bounces_of(&store, "b", "x@example.org"), 0);
 }
@@ -276,26 +391,58 @@ fn same_message_twice_counts_once_and_keeps_new_uid() {
     let c = config(false);
     let cl = bounce("x@example.org");
     let fp = Fingerprint::of(b"m1");
-    let first = [Item { source_uid: Some("uidl-1"), fingerprint: fp, classification: &cl }];
-    assert_eq!(store.record_batch(&c, "a", &first, T0).unwrap()[0].counted, 1);
+    let first = [Item {
+        source_uid: Some("uidl-1"),
+        fingerprint: fp,
+        classification: &cl,
+    }];
+    assert_eq!(
+        store.record_batch(&c, "a", &first, T0).unwrap()[0].counted,
+        1
+    );
     let dup_in_batch = [
-        Item { source_uid: Some("uidl-2"), fingerprint: fp, classification: &cl },
-        Item { source_uid: Some("uidl-3"), fingerprint: fp, classification: &cl },
+        Item {
+            source_uid: Some("uidl-2"),
+            fingerprint: fp,
+            classification: &cl,
+        },
+        Item {
+            source_uid: Some("uidl-3"),
+            fingerprint: fp,
+            classification: &cl,
+        },
     ];
     let o = store.record_batch(&c, "a", &dup_in_batch, T0).unwrap();
     assert!(o.iter().all(|o| o.already_seen && o.counted == 0));
     assert_eq!(bounces_of(&store, "a", "x@example.org"), 1);
     for uid in ["uidl-1", "uidl-2", "uidl-3"] {
-        assert_eq!(store.lookup_uid("a", uid).unwrap(), Some(Kind::Bounce), "{uid}");
+        assert_eq!(
+            store.lookup_uid("a", uid).unwrap(),
+            Some(Kind::Bounce),
+            "{uid}"
+        );
     }
-    assert_eq!(store.lookup_uid("b", "uidl-1").unwrap(), None, "uids are scoped by site");
+    assert_eq!(
+        store.lookup_uid("b", "uidl-1").unwrap(),
+        None,
+        "uids are scoped by site"
+    );
     assert_eq!(store.lookup_uid("a", "other").unwrap(), None);
 }
 
 #[test]
 fn duplicate_within_one_batch_is_already_seen() {
     let (_d, mut store) = temp_store();
-    let o = record(&mut store, &config(false), "a", &[("m", bounce("x@example.org")), ("m", bounce("x@example.org"))], T0);
+    let o = record(
+        &mut store,
+        &config(false),
+        "a",
+        &[
+            ("m", bounce("x@example.org")),
+            ("m", bounce("x@example.org")),
+        ],
+        T0,
+    );
     assert!(!o[0].already_seen && o[1].already_seen);
     assert_eq!(bounces_of(&store, "a", "x@example.org"), 1);
 }
@@ -304,7 +451,11 @@ fn duplicate_within_one_batch_is_already_seen() {
 fn not_bounce_uid_is_remembered() {
     let (_d, mut store) = temp_store();
     let cl = msg(Kind::NotBounce, &[]);
-    let items = [Item { source_uid: Some("1/7"), fingerprint: Fingerprint::of(b"n"), classification: &cl }];
+    let items = [Item {
+        source_uid: Some("1/7"),
+        fingerprint: Fingerprint::of(b"n"),
+        classification: &cl,
+    }];
     store.record_batch(&config(false), "a", &items, T0).unwrap();
     assert_eq!(store.lookup_uid("a", "1/7").unwrap(), Some(Kind::NotBounce));
 }
@@ -312,11 +463,26 @@ fn not_bounce_uid_is_remembered() {
 #[test]
 fn addresses_are_keyed_lowercase_and_counted_once_per_message() {
     let (_d, mut store) = temp_store();
-    let m = msg(Kind::Bounce, &[("X@Example.ORG", Reason::UserUnknown), ("x@example.org", Reason::UserUnknown)]);
-    let o = record(&mut store, &config(false), "a", &[("m", m), ("n", bounce("x@EXAMPLE.org"))], T0);
+    let m = msg(
+        Kind::Bounce,
+        &[
+            ("X@Example.ORG", Reason::UserUnknown),
+            ("x@example.org", Reason::UserUnknown),
+        ],
+    );
+    let o = record(
+        &mut store,
+        &config(false),
+        "a",
+        &[("m", m), ("n", bounce("x@EXAMPLE.org"))],
+        T0,
+    );
     assert_eq!(o[0].counted, 1);
     assert_eq!(bounces_of(&store, "a", "X@EXAMPLE.ORG"), 2);
-    assert_eq!(store.address("X@Example.Org").unwrap().address, "x@example.org");
+    assert_eq!(
+        store.address("X@Example.Org").unwrap().address,
+        "x@example.org"
+    );
 }
 
 #[test]
@@ -333,14 +499,25 @@ fn failed_batch_leaves_database_as_before() {
              BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
         )
         .unwrap();
-    let (m1, m2, m3) = (bounce("x@example.org"), bounce("y@example.org"), bounce("boom@example.org"));
+    let (m1, m2, m3) = (
+        bounce("x@example.org"),
+        bounce("y@example.org"),
+        bounce("boom@example.org"),
+    );
     let items: Vec<Item<'_>> = [("m1", &m1), ("m2", &m2), ("m3", &m3)]
         .iter()
-        .map(|(t, cl)| Item { source_uid: Some(t), fingerprint: Fingerprint::of(t.as_bytes()), classification: cl })
+        .map(|(t, cl)| Item {
+            source_uid: Some(t),
+            fingerprint: Fingerprint::of(t.as_bytes()),
+            classification: cl,
+        })
         .collect();
     let err = store.record_batch(&c, "a", &items, T0 + 1).unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
-    assert_eq!(serde_json::to_value(store.stats().unwrap()).unwrap(), serde_json::to_value(before).unwrap());
+    assert_eq!(
+        serde_json::to_value(store.stats().unwrap()).unwrap(),
+        serde_json::to_value(before).unwrap()
+    );
     assert_eq!(count(&store, "SELECT count(*) FROM ledger"), 1);
     assert_eq!(count(&store, "SELECT count(*) FROM ledger_uids"), 0);
     assert_eq!(bounces_of(&store, "a", "x@example.org"), 1);
@@ -354,20 +531,36 @@ fn stats_reports_sites_reasons_and_top_domains() {
     let mut msgs = Vec::new();
     for i in 0..25 {
         for j in 0..=i {
-            msgs.push((format!("m{i}-{j}"), bounce(&format!("u{j}@d{i:02}.example"))));
+            msgs.push((
+                format!("m{i}-{j}"),
+                bounce(&format!("u{j}@d{i:02}.example")),
+            ));
         }
     }
-    msgs.push(("full".into(), msg(Kind::Bounce, &[("q@d00.example", Reason::MailboxFull)])));
-    let refs: Vec<(&str, Classification)> = msgs.iter().map(|(t, c)| (t.as_str(), c.clone())).collect();
+    msgs.push((
+        "full".into(),
+        msg(Kind::Bounce, &[("q@d00.example", Reason::MailboxFull)]),
+    ));
+    let refs: Vec<(&str, Classification)> =
+        msgs.iter().map(|(t, c)| (t.as_str(), c.clone())).collect();
     record(&mut store, &c, "a", &refs, T0);
     record(&mut store, &c, "b", &[("b1", bounce("z@d24.example"))], T0);
     let s = store.stats().unwrap();
     let json = serde_json::to_value(&s).unwrap();
-    assert_eq!(json["sites"][0], serde_json::json!({"site":"a","addresses":326,"bounces":326,"blocked":0}));
+    assert_eq!(
+        json["sites"][0],
+        serde_json::json!({"site":"a","addresses":326,"bounces":326,"blocked":0})
+    );
     assert_eq!(json["sites"][1]["site"], "b");
-    assert_eq!(json["reasons"], serde_json::json!({"mailboxfull":1,"userunknown":326}));
+    assert_eq!(
+        json["reasons"],
+        serde_json::json!({"mailboxfull":1,"userunknown":326})
+    );
     assert_eq!(s.domains.len(), 20);
-    assert_eq!((s.domains[0].domain.as_str(), s.domains[0].bounces), ("d24.example", 26));
+    assert_eq!(
+        (s.domains[0].domain.as_str(), s.domains[0].bounces),
+        ("d24.example", 26)
+    );
     assert_eq!(s.domains[19].domain, "d05.example");
     let only_b = store.stats_for(Some("b")).unwrap();
     assert_eq!(only_b.sites.len(), 1);
@@ -379,16 +572,37 @@ fn stats_reports_sites_reasons_and_top_domains() {
 #[test]
 fn manual_block_shows_in_stats_and_keeps_first_reason() {
     let (_d, mut store) = temp_store();
-    let addrs = vec!["A@example.org".to_string(), "b@example.org".into(), "a@example.org".into()];
+    let addrs = vec![
+        "A@example.org".to_string(),
+        "b@example.org".into(),
+        "a@example.org".into(),
+    ];
     assert_eq!(store.block("a", &addrs, "manual", T0).unwrap(), 2);
-    assert_eq!(store.block("a", &["a@example.org".to_string()], "other", T0 + DAY).unwrap(), 0);
+    assert_eq!(
+        store
+            .block("a", &["a@example.org".to_string()], "other", T0 + DAY)
+            .unwrap(),
+        0
+    );
     let a = store.address("a@example.org").unwrap();
     assert_eq!(a.sites[0].block_reason.as_deref(), Some("manual"));
-    assert_eq!(a.sites[0].blocked_at.as_deref(), Some("2026-11-23T16:01:00Z"));
-    assert_eq!(store.blocked(Some("a")).unwrap(), vec!["a@example.org", "b@example.org"]);
+    assert_eq!(
+        a.sites[0].blocked_at.as_deref(),
+        Some("2026-11-23T16:01:00Z")
+    );
+    assert_eq!(
+        store.blocked(Some("a")).unwrap(),
+        vec!["a@example.org", "b@example.org"]
+    );
     assert_eq!(store.stats().unwrap().sites[0].blocked, 2);
     // Bounces after a manual block count, but do not block again.
-    let o = record(&mut store, &config(false), "a", &[("m", bounce("a@example.org"))], T0);
+    let o = record(
+        &mut store,
+        &config(false),
+        "a",
+        &[("m", bounce("a@example.org"))],
+        T0,
+    );
     assert!(o[0].newly_blocked.is_empty());
     assert_aggregates_consistent(&store);
 }
@@ -396,9 +610,21 @@ fn manual_block_shows_in_stats_and_keeps_first_reason() {
 #[test]
 fn blocked_lists_each_address_once_sorted() {
     let (_d, mut store) = temp_store();
-    store.block("b", &["z@example.org".to_string(), "m@example.org".into()], "manual", T0).unwrap();
-    store.block("a", &["m@example.org".to_string()], "manual", T0).unwrap();
-    assert_eq!(store.blocked(None).unwrap(), vec!["m@example.org", "z@example.org"]);
+    store
+        .block(
+            "b",
+            &["z@example.org".to_string(), "m@example.org".into()],
+            "manual",
+            T0,
+        )
+        .unwrap();
+    store
+        .block("a", &["m@example.org".to_string()], "manual", T0)
+        .unwrap();
+    assert_eq!(
+        store.blocked(None).unwrap(),
+        vec!["m@example.org", "z@example.org"]
+    );
     assert_eq!(store.blocked(Some("a")).unwrap(), vec!["m@example.org"]);
     assert!(store.blocked(Some("nope")).unwrap().is_empty());
 }
@@ -407,20 +633,49 @@ fn blocked_lists_each_address_once_sorted() {
 fn reset_addresses_forgets_counters_events_and_blocks() {
     let (_d, mut store) = temp_store();
     let c = config(true);
-    let msgs: Vec<(String, Classification)> = (0..3).map(|i| (format!("m{i}"), bounce("x@example.org"))).collect();
-    let refs: Vec<(&str, Classification)> = msgs.iter().map(|(t, c)| (t.as_str(), c.clone())).collect();
+    let msgs: Vec<(String, Classification)> = (0..3)
+        .map(|i| (format!("m{i}"), bounce("x@example.org")))
+        .collect();
+    let refs: Vec<(&str, Classification)> =
+        msgs.iter().map(|(t, c)| (t.as_str(), c.clone())).collect();
     record(&mut store, &c, "a", &refs, T0);
     record(&mut store, &c, "a", &[("y", bounce("y@example.org"))], T0);
     assert_eq!(store.blocked(None).unwrap(), vec!["x@example.org"]);
-    assert_eq!(store.reset(Some("b"), &ResetTarget::Addresses(vec!["X@example.org".into()]), T0).unwrap(), 1);
+    assert_eq!(
+        store
+            .reset(
+                Some("b"),
+                &ResetTarget::Addresses(vec!["X@example.org".into()]),
+                T0
+            )
+            .unwrap(),
+        1
+    );
     assert_eq!(store.blocked(Some("b")).unwrap(), Vec::<String>::new());
-    assert_eq!(store.blocked(Some("a")).unwrap(), vec!["x@example.org"], "other site untouched");
-    assert_eq!(store.reset(None, &ResetTarget::Addresses(vec!["x@example.org".into()]), T0).unwrap(), 1);
+    assert_eq!(
+        store.blocked(Some("a")).unwrap(),
+        vec!["x@example.org"],
+        "other site untouched"
+    );
+    assert_eq!(
+        store
+            .reset(
+                None,
+                &ResetTarget::Addresses(vec!["x@example.org".into()]),
+                T0
+            )
+            .unwrap(),
+        1
+    );
     let x = store.address("x@example.org").unwrap();
     assert!(x.sites.is_empty() && x.events.is_empty());
     assert_eq!(bounces_of(&store, "a", "y@example.org"), 1);
     // The ledger stays: the same messages are not counted again.
-    assert!(record(&mut store, &c, "a", &refs, T0).iter().all(|o| o.already_seen));
+    assert!(
+        record(&mut store, &c, "a", &refs, T0)
+            .iter()
+            .all(|o| o.already_seen)
+    );
     assert_aggregates_consistent(&store);
 }
 
@@ -428,7 +683,16 @@ fn reset_addresses_forgets_counters_events_and_blocks() {
 fn reset_all_empties_one_site_or_all() {
     let (_d, mut store) = temp_store();
     let c = config(true);
-    record(&mut store, &c, "a", &[("m", bounce("x@example.org")), ("n", bounce("y@example.org"))], T0);
+    record(
+        &mut store,
+        &c,
+        "a",
+        &[
+            ("m", bounce("x@example.org")),
+            ("n", bounce("y@example.org")),
+        ],
+        T0,
+    );
     assert_eq!(store.reset(Some("a"), &ResetTarget::All, T0).unwrap(), 2);
     let s = store.stats().unwrap();
     assert_eq!(s.sites.len(), 1);
@@ -444,19 +708,74 @@ fn reset_older_than_forgets_stale_counts_only() {
     let (_d, mut store) = temp_store();
     let mut c = config(false);
     c.sites[0].bounce_limit = 1;
-    record(&mut store, &c, "a", &[("old", bounce("old@example.org"))], T0 - 40 * DAY);
-    record(&mut store, &c, "a", &[("new", bounce("new@example.org"))], T0 - 5 * DAY);
+    record(
+        &mut store,
+        &c,
+        "a",
+        &[("old", bounce("old@example.org"))],
+        T0 - 40 * DAY,
+    );
+    record(
+        &mut store,
+        &c,
+        "a",
+        &[("new", bounce("new@example.org"))],
+        T0 - 5 * DAY,
+    );
     let complaint = msg(Kind::Complaint, &[("angry@example.org", Reason::Feedback)]);
     record(&mut store, &c, "a", &[("c", complaint)], T0 - 40 * DAY);
-    store.block("a", &["manual@example.org".to_string()], "manual", T0 - 400 * DAY).unwrap();
-    record(&mut store, &c, "b", &[("b", bounce("old@example.org"))], T0 - 40 * DAY);
+    store
+        .block(
+            "a",
+            &["manual@example.org".to_string()],
+            "manual",
+            T0 - 400 * DAY,
+        )
+        .unwrap();
+    record(
+        &mut store,
+        &c,
+        "b",
+        &[("b", bounce("old@example.org"))],
+        T0 - 40 * DAY,
+    );
 
-    assert_eq!(store.reset(Some("a"), &ResetTarget::OlderThanDays(30), T0).unwrap(), 1);
-    assert_eq!(store.blocked(Some("a")).unwrap(), vec!["angry@example.org", "manual@example.org", "new@example.org"]);
-    assert!(store.address("old@example.org").unwrap().events.iter().all(|e| e.site == "b"));
-    assert_eq!(store.reset(None, &ResetTarget::OlderThanDays(30), T0).unwrap(), 1, "b's stale counter");
-    assert_eq!(store.reset(None, &ResetTarget::OlderThanDays(3), T0).unwrap(), 1, "new is 5 days old");
-    assert_eq!(store.blocked(None).unwrap(), vec!["angry@example.org", "manual@example.org"]);
+    assert_eq!(
+        store
+            .reset(Some("a"), &ResetTarget::OlderThanDays(30), T0)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.blocked(Some("a")).unwrap(),
+        vec!["angry@example.org", "manual@example.org", "new@example.org"]
+    );
+    assert!(
+        store
+            .address("old@example.org")
+            .unwrap()
+            .events
+            .iter()
+            .all(|e| e.site == "b")
+    );
+    assert_eq!(
+        store
+            .reset(None, &ResetTarget::OlderThanDays(30), T0)
+            .unwrap(),
+        1,
+        "b's stale counter"
+    );
+    assert_eq!(
+        store
+            .reset(None, &ResetTarget::OlderThanDays(3), T0)
+            .unwrap(),
+        1,
+        "new is 5 days old"
+    );
+    assert_eq!(
+        store.blocked(None).unwrap(),
+        vec!["angry@example.org", "manual@example.org"]
+    );
     assert_aggregates_consistent(&store);
 }
 
@@ -466,6 +785,9 @@ fn long_diagnostic_is_truncated_on_a_char_boundary() {
     let mut m = bounce("x@example.org");
     m.recipients[0].diagnostic = Some("é".repeat(5000));
     record(&mut store, &config(false), "a", &[("m", m)], T0);
-    let d = store.address("x@example.org").unwrap().events[0].diagnostic.clone().unwrap();
+    let d = store.address("x@example.org").unwrap().events[0]
+        .diagnostic
+        .clone()
+        .unwrap();
     assert!(d.len() <= 2000 && d.chars().all(|c| c == 'é'));
 }
