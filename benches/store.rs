@@ -63,7 +63,9 @@ fn bounce(address: String, reason: Reason) -> Classification {
         kind: Kind::Bounce,
         message_id: None,
         recipients: vec![Recipient {
-            diagnostic: Some(format!("550 5.1.1 <{address}>: Recipient address rejected: User unknown")),
+            diagnostic: Some(format!(
+                "550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+            )),
             address,
             status: Some("5.1.1".into()),
             reply_code: Some(550),
@@ -100,7 +102,10 @@ fn bench_record(dir: &Path, events: usize) {
         .map(|i| {
             let a = rng.below(distinct);
             let r = REASONS[rng.below(REASONS.len() as u64) as usize];
-            (Fingerprint::of(format!("message {i}").as_bytes()), bounce(address(a, 2_000, &mut Rng(a + 1)), r))
+            (
+                Fingerprint::of(format!("message {i}").as_bytes()),
+                bounce(address(a, 2_000, &mut Rng(a + 1)), r),
+            )
         })
         .collect();
 
@@ -109,9 +114,18 @@ fn bench_record(dir: &Path, events: usize) {
     let start = Instant::now();
     let mut counted = 0u64;
     for chunk in msgs.chunks(BATCH) {
-        let items: Vec<Item<'_>> =
-            chunk.iter().map(|(fp, c)| Item { source_uid: None, fingerprint: *fp, classification: c }).collect();
-        for o in store.record_batch(&config, "lists.example.com", &items, NOW).unwrap() {
+        let items: Vec<Item<'_>> = chunk
+            .iter()
+            .map(|(fp, c)| Item {
+                source_uid: None,
+                fingerprint: *fp,
+                classification: c,
+            })
+            .collect();
+        for o in store
+            .record_batch(&config, "lists.example.com", &items, NOW)
+            .unwrap()
+        {
             counted += u64::from(o.counted);
         }
     }
@@ -121,7 +135,8 @@ fn bench_record(dir: &Path, events: usize) {
 
     let plain = |name: &str, per_tx: usize| -> Duration {
         let mut conn = Connection::open(dir.join(name)).unwrap();
-        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .unwrap();
         conn.pragma_update(None, "synchronous", "FULL").unwrap();
         conn.execute_batch(
             "CREATE TABLE events (id INTEGER PRIMARY KEY, site TEXT, address TEXT, reason TEXT,
@@ -132,7 +147,9 @@ fn bench_record(dir: &Path, events: usize) {
         for chunk in msgs.chunks(per_tx) {
             let tx = conn.transaction().unwrap();
             {
-                let mut stmt = tx.prepare_cached("INSERT INTO events VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7)").unwrap();
+                let mut stmt = tx
+                    .prepare_cached("INSERT INTO events VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                    .unwrap();
                 for (fp, c) in chunk {
                     let r = &c.recipients[0];
                     stmt.execute(params![
@@ -198,7 +215,11 @@ fn build_big(path: &Path, addresses: u64) -> Duration {
             )
             .unwrap();
         for i in 0..addresses {
-            let site = if i % 4 == 0 { "news.example.com" } else { "lists.example.com" };
+            let site = if i % 4 == 0 {
+                "news.example.com"
+            } else {
+                "lists.example.com"
+            };
             let domain = format!("d{}.example", rng.skewed(50_000));
             let address = format!("user{i}@{domain}");
             let bounces = 1 + rng.below(5) as i64;
@@ -217,7 +238,9 @@ fn build_big(path: &Path, addresses: u64) -> Duration {
                     blocked.then_some("limit")
                 ])
                 .unwrap();
-            event.execute(params![site, address, reason, at, &i.to_le_bytes()[..]]).unwrap();
+            event
+                .execute(params![site, address, reason, at, &i.to_le_bytes()[..]])
+                .unwrap();
         }
     }
     tx.commit().unwrap();
@@ -228,7 +251,10 @@ fn build_big(path: &Path, addresses: u64) -> Duration {
 fn bench_stats(dir: &Path, addresses: u64) {
     let path = dir.join("big.db");
     let build = build_big(&path, addresses);
-    println!("built {addresses} addresses (+{addresses} events) in one transaction: {:.1} s", secs(build));
+    println!(
+        "built {addresses} addresses (+{addresses} events) in one transaction: {:.1} s",
+        secs(build)
+    );
 
     let runs = 7;
     let lib: Vec<Duration> = (0..runs)
@@ -237,7 +263,10 @@ fn bench_stats(dir: &Path, addresses: u64) {
             let store = Store::open_existing(&path).unwrap().unwrap();
             let stats = store.stats().unwrap();
             let json = serde_json::to_string(&stats).unwrap();
-            assert!(stats.sites.iter().map(|s| s.addresses).sum::<u64>() == addresses && json.len() > 100);
+            assert!(
+                stats.sites.iter().map(|s| s.addresses).sum::<u64>() == addresses
+                    && json.len() > 100
+            );
             start.elapsed()
         })
         .collect();
@@ -245,7 +274,11 @@ fn bench_stats(dir: &Path, addresses: u64) {
     println!(
         "stats (open + totals + JSON, library): {:.2} ms median of {runs} [target <= 200 ms: {}]",
         lib.as_secs_f64() * 1e3,
-        if lib <= Duration::from_millis(200) { "ok" } else { "MISSED" }
+        if lib <= Duration::from_millis(200) {
+            "ok"
+        } else {
+            "MISSED"
+        }
     );
 
     let bin: Vec<Duration> = (0..runs)
@@ -259,7 +292,11 @@ fn bench_stats(dir: &Path, addresses: u64) {
                 .args(["--json", "stats"])
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             start.elapsed()
         })
         .collect();
@@ -271,10 +308,19 @@ fn bench_stats(dir: &Path, addresses: u64) {
     // The same totals without the aggregate tables.
     let conn = Connection::open(&path).unwrap();
     let start = Instant::now();
-    let mut q = conn.prepare("SELECT site, count(*), sum(bounces), count(blocked_at) FROM counters GROUP BY site").unwrap();
-    let sites: Vec<(String, i64, i64, i64)> =
-        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(Result::unwrap).collect();
-    let mut q = conn.prepare("SELECT reason, count(*) FROM events GROUP BY reason").unwrap();
+    let mut q = conn
+        .prepare(
+            "SELECT site, count(*), sum(bounces), count(blocked_at) FROM counters GROUP BY site",
+        )
+        .unwrap();
+    let sites: Vec<(String, i64, i64, i64)> = q
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut q = conn
+        .prepare("SELECT reason, count(*) FROM events GROUP BY reason")
+        .unwrap();
     let reasons = q.query_map([], |r| r.get::<_, String>(0)).unwrap().count();
     let mut q = conn
         .prepare("SELECT domain, sum(bounces) AS n FROM counters GROUP BY domain ORDER BY n DESC LIMIT 20")
@@ -291,7 +337,11 @@ fn bench_stats(dir: &Path, addresses: u64) {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (events, addresses) = if quick { (10_000, 100_000) } else { (100_000, 1_000_000) };
+    let (events, addresses) = if quick {
+        (10_000, 100_000)
+    } else {
+        (100_000, 1_000_000)
+    };
     // `--only-record` / `--only-stats` run one part.
     let only = |part: &str| std::env::args().all(|a| !a.starts_with("--only-") || a == part);
     let dir = tempfile::tempdir().unwrap();

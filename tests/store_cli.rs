@@ -35,7 +35,11 @@ impl Env {
         let db = tmp.path().join("data/bounces.db");
         let path = tmp.path().join("config.toml");
         std::fs::write(&path, config).unwrap();
-        Env { tmp, db, config: path }
+        Env {
+            tmp,
+            db,
+            config: path,
+        }
     }
 
     /// One site `a` with the given limit.
@@ -46,7 +50,10 @@ impl Env {
     /// `bouncectl --config C --db D` at the test clock.
     fn cmd(&self) -> Command {
         let mut c = bouncectl(self.tmp.path());
-        c.arg("--config").arg(&self.config).arg("--db").arg(&self.db);
+        c.arg("--config")
+            .arg(&self.config)
+            .arg("--db")
+            .arg(&self.db);
         c.env("BOUNCECTL_TEST_NOW", NOW.to_string());
         c
     }
@@ -60,11 +67,17 @@ impl Env {
     /// `check --json` on corpus files; returns the summary object.
     fn check(&self, args: &[&str], files: &[&str]) -> Value {
         let mut c = self.cmd();
-        c.args(["--json", "check"]).args(args).args(files.iter().map(|f| corpus(f)));
+        c.args(["--json", "check"])
+            .args(args)
+            .args(files.iter().map(|f| corpus(f)));
         let out = run(&mut c);
         assert!(out.status.success(), "check {files:?}: {}", stderr(&out));
         let lines = json_lines(&out);
-        assert_eq!(lines.len(), files.len() + 1, "one line per message and a summary");
+        assert_eq!(
+            lines.len(),
+            files.len() + 1,
+            "one line per message and a summary"
+        );
         lines.last().unwrap().clone()
     }
 
@@ -81,13 +94,22 @@ impl Env {
 
 /// A corpus file by name (`lhost-postfix-13`), as a path string.
 fn corpus(name: &str) -> String {
-    fixtures().join("maildir/bsd").join(format!("{name}.eml")).display().to_string()
+    fixtures()
+        .join("maildir/bsd")
+        .join(format!("{name}.eml"))
+        .display()
+        .to_string()
 }
 
 /// Holds the OS lock on `<db>.lock` as another run would.
 fn hold_lock(db: &Path) -> File {
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
-    let f = OpenOptions::new().create(true).truncate(false).write(true).open(db.with_extension("db.lock")).unwrap();
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(db.with_extension("db.lock"))
+        .unwrap();
     f.try_lock().unwrap();
     f
 }
@@ -95,22 +117,43 @@ fn hold_lock(db: &Path) -> File {
 #[test]
 fn stats_on_missing_database_is_empty_and_creates_nothing() {
     let env = Env::one_site(3);
-    assert_eq!(env.stats(&[]), json!({"sites": [], "reasons": {}, "domains": []}));
+    assert_eq!(
+        env.stats(&[]),
+        json!({"sites": [], "reasons": {}, "domains": []})
+    );
     assert_eq!(env.blocked(&[]), Vec::<String>::new());
     let one = env.stats(&["Nobody@Example.org"]);
-    assert_eq!(one, json!({"address": "nobody@example.org", "sites": [], "events": []}));
-    assert!(!env.db.parent().unwrap().exists(), "no database directory was created");
+    assert_eq!(
+        one,
+        json!({"address": "nobody@example.org", "sites": [], "events": []})
+    );
+    assert!(
+        !env.db.parent().unwrap().exists(),
+        "no database directory was created"
+    );
 }
 
 #[test]
 fn block_shows_in_stats_and_reset_lifts_it() {
     let env = Env::one_site(3);
     let out = env.ok(&["--json", "block", "Kijitora@Example.JP", "neko@example.org"]);
-    assert_eq!(json_lines(&out), vec![json!({"type": "block", "site": "a", "newly_blocked": 2})]);
-    let again = env.ok(&["--json", "block", "--reason", "other", "kijitora@example.jp"]);
+    assert_eq!(
+        json_lines(&out),
+        vec![json!({"type": "block", "site": "a", "newly_blocked": 2})]
+    );
+    let again = env.ok(&[
+        "--json",
+        "block",
+        "--reason",
+        "other",
+        "kijitora@example.jp",
+    ]);
     assert_eq!(json_lines(&again)[0]["newly_blocked"], 0, "already blocked");
 
-    assert_eq!(env.blocked(&[]), vec!["kijitora@example.jp", "neko@example.org"]);
+    assert_eq!(
+        env.blocked(&[]),
+        vec!["kijitora@example.jp", "neko@example.org"]
+    );
     assert_eq!(env.blocked(&["--site", "a"]).len(), 2);
     assert_eq!(
         env.stats(&[]),
@@ -137,28 +180,63 @@ fn block_shows_in_stats_and_reset_lifts_it() {
 fn block_reads_addresses_from_file_and_stdin() {
     let env = Env::one_site(3);
     let list = env.tmp.path().join("list.txt");
-    std::fs::write(&list, "# suppression list\na@example.org\n\n  b@example.org  \n").unwrap();
-    env.ok(&["block", "--file", list.to_str().unwrap(), "--reason", "import"]);
+    std::fs::write(
+        &list,
+        "# suppression list\na@example.org\n\n  b@example.org  \n",
+    )
+    .unwrap();
+    env.ok(&[
+        "block",
+        "--file",
+        list.to_str().unwrap(),
+        "--reason",
+        "import",
+    ]);
     let mut c = env.cmd();
-    c.args(["block", "--file", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.args(["block", "--file", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"c@example.org\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(env.blocked(&[]), vec!["a@example.org", "b@example.org", "c@example.org"]);
-    assert_eq!(env.stats(&["a@example.org"])["sites"][0]["block_reason"], "import");
+    assert_eq!(
+        env.blocked(&[]),
+        vec!["a@example.org", "b@example.org", "c@example.org"]
+    );
+    assert_eq!(
+        env.stats(&["a@example.org"])["sites"][0]["block_reason"],
+        "import"
+    );
 }
 
 #[test]
 fn blocked_text_output_is_one_address_per_line_and_nothing_else() {
     let env = Env::new("[[site]]\nname = \"a\"\n[[site]]\nname = \"b\"\n");
-    env.ok(&["-v", "block", "--site", "a", "x@example.org", "y@example.org"]);
+    env.ok(&[
+        "-v",
+        "block",
+        "--site",
+        "a",
+        "x@example.org",
+        "y@example.org",
+    ]);
     env.ok(&["block", "--site", "b", "y@example.org", "z@example.org"]);
     let out = env.ok(&["-v", "stats", "--blocked"]);
-    assert_eq!(stdout(&out), "x@example.org\ny@example.org\nz@example.org\n");
-    assert_eq!(env.blocked(&["--site", "b"]), vec!["y@example.org", "z@example.org"]);
+    assert_eq!(
+        stdout(&out),
+        "x@example.org\ny@example.org\nz@example.org\n"
+    );
+    assert_eq!(
+        env.blocked(&["--site", "b"]),
+        vec!["y@example.org", "z@example.org"]
+    );
     let only_b = env.stats(&["--site", "b"]);
-    assert_eq!(only_b["sites"], json!([{"site": "b", "addresses": 2, "bounces": 0, "blocked": 2}]));
+    assert_eq!(
+        only_b["sites"],
+        json!([{"site": "b", "addresses": 2, "bounces": 0, "blocked": 2}])
+    );
 }
 
 #[test]
@@ -186,7 +264,12 @@ fn reset_older_than_forgets_stale_counts_by_the_test_clock() {
     // A manual block is not a count: --older-than never lifts it.
     env.ok(&["block", "x@example.org"]);
     let later = (NOW + 400 * 86_400).to_string();
-    let out = run(env.cmd().env("BOUNCECTL_TEST_NOW", &later).args(["--json", "reset", "--older-than", "30"]));
+    let out = run(env.cmd().env("BOUNCECTL_TEST_NOW", &later).args([
+        "--json",
+        "reset",
+        "--older-than",
+        "30",
+    ]));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(json_lines(&out)[0]["reset"], 0);
     assert_eq!(env.blocked(&[]), vec!["x@example.org"]);
@@ -199,10 +282,20 @@ fn check_while_another_run_holds_the_lock_exits_75_touching_nothing() {
     let before = env.stats(&[]);
     let _held = hold_lock(&env.db);
     let start = std::time::Instant::now();
-    let out = run(env.cmd().args(["--json", "check", "--wait", "1"]).arg(corpus("lhost-postfix-13")));
+    let out = run(env
+        .cmd()
+        .args(["--json", "check", "--wait", "1"])
+        .arg(corpus("lhost-postfix-13")));
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
-    assert!(start.elapsed() >= std::time::Duration::from_secs(1), "waited --wait seconds");
-    assert!(stdout(&out).is_empty(), "nothing reported: {}", stdout(&out));
+    assert!(
+        start.elapsed() >= std::time::Duration::from_secs(1),
+        "waited --wait seconds"
+    );
+    assert!(
+        stdout(&out).is_empty(),
+        "nothing reported: {}",
+        stdout(&out)
+    );
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("in use by another bouncectl run"), "{err}");
@@ -216,11 +309,18 @@ fn check_while_another_run_holds_the_lock_exits_75_touching_nothing() {
 fn unreadable_input_exits_65_with_nothing_recorded() {
     let env = Env::one_site(1);
     let missing = env.tmp.path().join("no-such.eml");
-    let out = run(env.cmd().args(["--json", "check"]).arg(corpus("lhost-postfix-13")).arg(&missing));
+    let out = run(env
+        .cmd()
+        .args(["--json", "check"])
+        .arg(corpus("lhost-postfix-13"))
+        .arg(&missing));
     assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
     assert!(stderr(&out).contains("no-such.eml"), "{}", stderr(&out));
     assert!(!env.db.exists(), "no database was written");
-    assert_eq!(env.stats(&[]), json!({"sites": [], "reasons": {}, "domains": []}));
+    assert_eq!(
+        env.stats(&[]),
+        json!({"sites": [], "reasons": {}, "domains": []})
+    );
 }
 
 #[test]
@@ -243,11 +343,24 @@ fn database_on_a_path_nobody_can_create_exits_74() {
         (&under_proc, &block),
     ] {
         {
-            let out = run(bouncectl(env.tmp.path()).arg("--config").arg(&env.config).arg("--db").arg(db).args(args));
-            assert_eq!(out.status.code(), Some(74), "{db:?} {args:?}: {}", stderr(&out));
+            let out = run(bouncectl(env.tmp.path())
+                .arg("--config")
+                .arg(&env.config)
+                .arg("--db")
+                .arg(db)
+                .args(args));
+            assert_eq!(
+                out.status.code(),
+                Some(74),
+                "{db:?} {args:?}: {}",
+                stderr(&out)
+            );
             let err = stderr(&out);
             assert_eq!(err.lines().count(), 1, "one line: {err}");
-            assert!(err.contains(db.parent().unwrap().to_str().unwrap()), "names the path: {err}");
+            assert!(
+                err.contains(db.parent().unwrap().to_str().unwrap()),
+                "names the path: {err}"
+            );
         }
     }
 }
@@ -262,14 +375,24 @@ fn database_from_a_newer_bouncectl_is_refused_with_74() {
     for args in [&["stats"][..], &["block", "y@example.org"]] {
         let out = run(env.cmd().args(args));
         assert_eq!(out.status.code(), Some(74), "{args:?}");
-        assert!(stderr(&out).contains("schema version 999"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("schema version 999"),
+            "{}",
+            stderr(&out)
+        );
     }
 }
 
 #[test]
 fn second_check_of_the_same_files_counts_nothing() {
     let env = Env::one_site(2);
-    let files = ["lhost-postfix-13", "lhost-yahoo-03", "arf-17", "rfc3834-04", "lhost-mailru-01"];
+    let files = [
+        "lhost-postfix-13",
+        "lhost-yahoo-03",
+        "arf-17",
+        "rfc3834-04",
+        "lhost-mailru-01",
+    ];
     let first = env.check(&[], &files);
     assert_eq!(first["already_seen"], 0, "{first}");
     let stats = env.stats(&[]);
@@ -294,7 +417,10 @@ fn second_check_of_the_same_files_counts_nothing() {
     let out = env.ok(&["--json", "check", maildir.to_str().unwrap()]);
     assert_eq!(json_lines(&out).last().unwrap()["already_seen"], plain);
     let out = env.ok(&["--json", "check", maildir.to_str().unwrap()]);
-    assert_eq!(json_lines(&out).last().unwrap()["already_seen"], files.len());
+    assert_eq!(
+        json_lines(&out).last().unwrap()["already_seen"],
+        files.len()
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //!   per recipient and site).
 //! - `query`: `stats`, one address, the block list (read only).
 //! - `admin`: `block` and `reset` by hand.
+//! - `totals`: the aggregate tables behind `stats`, updated by the writers.
 //! - `lock`: [`RunLock`], one run at a time per database.
 //!
 //! Public methods own their transaction; the helpers in the submodules take a
@@ -19,6 +20,7 @@ mod record;
 pub mod schema;
 #[cfg(test)]
 mod tests;
+mod totals;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

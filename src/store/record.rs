@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::totals::Delta;
 use super::{Item, Outcome};
 use crate::config::Config;
 use crate::message::{Kind, Recipient};
@@ -42,18 +43,19 @@ pub fn record_items(
     now: Timestamp,
 ) -> rusqlite::Result<Vec<Outcome>> {
     let mut outcomes = Vec::with_capacity(items.len());
+    let mut delta = Delta::default();
     for item in items {
         let fp = &item.fingerprint.0[..];
-        let seen = conn
-            .prepare_cached("SELECT 1 FROM ledger WHERE fingerprint = ?1")?
-            .exists([fp])?;
-        if !seen {
-            let kind = item.classification.kind.as_str();
-            conn.prepare_cached(
-                "INSERT INTO ledger (fingerprint, kind, site, at) VALUES (?1, ?2, ?3, ?4)",
+        let kind = item.classification.kind.as_str();
+        // One probe: the insert does nothing for a known fingerprint
+        // (including one earlier in this batch).
+        let new = conn
+            .prepare_cached(
+                "INSERT INTO ledger (fingerprint, kind, site, at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (fingerprint) DO NOTHING",
             )?
-            .execute(params![fp, kind, site, now])?;
-        }
+            .execute(params![fp, kind, site, now])?
+            == 1;
         if let Some(uid) = item.source_uid {
             // Latest wins: a server that reuses a UIDL for a new message must
             // not make us skip the new one forever.
@@ -63,15 +65,16 @@ pub fn record_items(
             )?
             .execute(params![site, uid, fp])?;
         }
-        outcomes.push(if seen {
+        outcomes.push(if new {
+            count_message(conn, config, site, item, now, &mut delta)?
+        } else {
             Outcome {
                 already_seen: true,
                 ..Outcome::default()
             }
-        } else {
-            count_message(conn, config, site, item, now)?
         });
     }
+    delta.apply(conn)?;
     Ok(outcomes)
 }
 
@@ -83,6 +86,7 @@ fn count_message(
     site: &str,
     item: &Item<'_>,
     now: Timestamp,
+    delta: &mut Delta,
 ) -> rusqlite::Result<Outcome> {
     let kind = item.classification.kind;
     let mut outcome = Outcome::default();
@@ -102,12 +106,31 @@ fn count_message(
         }
         for &(s, rules) in &sites {
             let before = counter(conn, s, &address)?;
-            let d = policy::decide(rules, kind, r.reason.as_str(), before, now);
-            apply(conn, s, &address, r, &d, item, now)?;
+            let d = policy::decide(
+                rules,
+                kind,
+                r.reason.as_str(),
+                before.unwrap_or_default(),
+                now,
+            );
+            if !d.event && !d.count && d.block.is_none() {
+                continue;
+            }
+            let domain = policy::domain_of(&address);
+            write_counter(conn, s, &address, domain, &d, now)?;
+            if before.is_none() {
+                delta.address_added(s);
+            }
+            delta.counted(s, domain, i64::from(d.count));
+            if d.event {
+                write_event(conn, s, &address, r, item, now)?;
+                delta.event(s, r.reason.as_str());
+            }
             if d.count {
                 outcome.counted += 1;
             }
             if d.block.is_some() {
+                delta.blocked(s);
                 outcome.newly_blocked.push((s.to_string(), address.clone()));
             }
         }
@@ -115,33 +138,28 @@ fn count_message(
     Ok(outcome)
 }
 
-fn counter(conn: &Connection, site: &str, address: &str) -> rusqlite::Result<Counter> {
-    let row = conn
-        .prepare_cached(
-            "SELECT bounces, blocked_at IS NOT NULL FROM counters WHERE site = ?1 AND address = ?2",
-        )?
-        .query_row(params![site, address], |r| {
-            Ok(Counter {
-                bounces: r.get::<_, i64>(0)? as u64,
-                blocked: r.get(1)?,
-            })
+/// The address's counter in `site`; `None` when it has no row yet.
+fn counter(conn: &Connection, site: &str, address: &str) -> rusqlite::Result<Option<Counter>> {
+    conn.prepare_cached(
+        "SELECT bounces, blocked_at IS NOT NULL FROM counters WHERE site = ?1 AND address = ?2",
+    )?
+    .query_row(params![site, address], |r| {
+        Ok(Counter {
+            bounces: r.get::<_, i64>(0)? as u64,
+            blocked: r.get(1)?,
         })
-        .optional()?;
-    Ok(row.unwrap_or_default())
+    })
+    .optional()
 }
 
-fn apply(
+fn write_counter(
     conn: &Connection,
     site: &str,
     address: &str,
-    r: &Recipient,
+    domain: &str,
     d: &Decision<'_>,
-    item: &Item<'_>,
     now: Timestamp,
 ) -> rusqlite::Result<()> {
-    if !d.event && !d.count && d.block.is_none() {
-        return Ok(());
-    }
     // The policy only blocks an address that is not blocked, so taking the
     // new block's columns when there is one never overwrites an older block.
     conn.prepare_cached(
@@ -157,28 +175,37 @@ fn apply(
     .execute(params![
         site,
         address,
-        policy::domain_of(address),
+        domain,
         i64::from(d.count),
         now,
         d.block.map(|b| b.at),
         d.block.map(|b| b.reason),
         d.block.map(|b| b.by.as_str()),
     ])?;
-    if d.event {
-        conn.prepare_cached(
-            "INSERT INTO events (site, address, reason, status, diagnostic, at, fingerprint)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            site,
-            address,
-            r.reason.as_str(),
-            r.status.as_deref(),
-            r.diagnostic.as_deref().map(truncate),
-            now,
-            &item.fingerprint.0[..],
-        ])?;
-    }
+    Ok(())
+}
+
+fn write_event(
+    conn: &Connection,
+    site: &str,
+    address: &str,
+    r: &Recipient,
+    item: &Item<'_>,
+    now: Timestamp,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO events (site, address, reason, status, diagnostic, at, fingerprint)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        site,
+        address,
+        r.reason.as_str(),
+        r.status.as_deref(),
+        r.diagnostic.as_deref().map(truncate),
+        now,
+        &item.fingerprint.0[..],
+    ])?;
     Ok(())
 }
 

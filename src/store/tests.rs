@@ -791,3 +791,39 @@ fn long_diagnostic_is_truncated_on_a_char_boundary() {
         .unwrap();
     assert!(d.len() <= 2000 && d.chars().all(|c| c == 'é'));
 }
+
+#[test]
+fn hot_queries_use_keys_not_scans() {
+    let (_d, store) = temp_store();
+    let plan = |sql: &str| -> String {
+        let mut q = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let nulls = std::iter::repeat_n(rusqlite::types::Null, q.parameter_count());
+        let rows = q
+            .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    };
+    // The same statements as record.rs, query.rs and admin.rs.
+    for sql in [
+        "SELECT bounces, blocked_at IS NOT NULL FROM counters WHERE site = ?1 AND address = ?2",
+        "SELECT l.kind FROM ledger_uids u JOIN ledger l ON l.fingerprint = u.fingerprint
+         WHERE u.site = ?1 AND u.source_uid = ?2",
+        "SELECT site, bounces, blocked_at, block_reason FROM counters
+         WHERE site IN (SELECT site FROM site_totals WHERE ?2 IS NULL OR site = ?2) AND address = ?1",
+        "SELECT site, at, reason, status, diagnostic FROM events
+         WHERE address = ?1 AND (?2 IS NULL OR site = ?2) ORDER BY at, id",
+        "DELETE FROM counters WHERE site IN (SELECT site FROM site_totals WHERE ?2 IS NULL OR site = ?2)
+         AND address = ?1",
+        "SELECT domain, bounces FROM domain_totals WHERE bounces > 0 ORDER BY bounces DESC, domain LIMIT ?1",
+    ] {
+        let p = plan(sql);
+        for table in ["counters", "events", "ledger", "domain_totals"] {
+            assert!(!p.contains(&format!("SCAN {table}")), "{sql}\n=> {p}");
+        }
+        assert!(!p.contains("SCAN l"), "{sql}\n=> {p}");
+    }
+    assert!(plan(query::BLOCKED).contains("counters_blocked"));
+}

@@ -51,7 +51,12 @@ fn labels(name: &str) -> Vec<Label> {
 }
 
 /// Four single-recipient 5xx bounces for kijitora@example.jp, in order.
-const KIJITORA_JP: [&str; 4] = ["lhost-amazonworkmail-01", "lhost-mailru-01", "lhost-outlook-01", "lhost-yahoo-03"];
+const KIJITORA_JP: [&str; 4] = [
+    "lhost-amazonworkmail-01",
+    "lhost-mailru-01",
+    "lhost-outlook-01",
+    "lhost-yahoo-03",
+];
 
 fn only_rcpt(name: &str) -> String {
     let l = labels(name);
@@ -84,7 +89,12 @@ fn bounces_count_once_per_labelled_recipient_with_events_at_the_test_clock() {
         reasons.insert(l.reason.clone(), json!(n + 1));
     }
     assert_eq!(stats["reasons"], Value::Object(reasons));
-    let domain_total: u64 = stats["domains"].as_array().unwrap().iter().map(|d| d["bounces"].as_u64().unwrap()).sum();
+    let domain_total: u64 = stats["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["bounces"].as_u64().unwrap())
+        .sum();
     assert_eq!(domain_total, all.len() as u64);
 
     // Each address's events are its labelled bounces, at the test clock.
@@ -97,11 +107,17 @@ fn bounces_count_once_per_labelled_recipient_with_events_at_the_test_clock() {
             .map(|e| {
                 assert_eq!(e["at"], NOW_RFC3339, "{one}");
                 assert_eq!(e["site"], "a", "{one}");
-                (e["reason"].as_str().unwrap().into(), e["status"].as_str().unwrap().into())
+                (
+                    e["reason"].as_str().unwrap().into(),
+                    e["status"].as_str().unwrap().into(),
+                )
             })
             .collect();
-        let mut want: Vec<(String, String)> =
-            all.iter().filter(|l| l.rcpt == addr).map(|l| (l.reason.clone(), l.status.clone())).collect();
+        let mut want: Vec<(String, String)> = all
+            .iter()
+            .filter(|l| l.rcpt == addr)
+            .map(|l| (l.reason.clone(), l.status.clone()))
+            .collect();
         got.sort();
         want.sort();
         assert_eq!(got, want, "{one}");
@@ -116,7 +132,11 @@ fn limit_reached_blocks_once_with_the_reason_of_the_last_bounce() {
     let env = Env::one_site(3);
     let addr = only_rcpt(KIJITORA_JP[0]);
     let s = env.check(&[], &KIJITORA_JP[..2]);
-    assert_eq!((s["counted"].as_u64(), s["newly_blocked"].as_u64()), (Some(2), Some(0)), "{s}");
+    assert_eq!(
+        (s["counted"].as_u64(), s["newly_blocked"].as_u64()),
+        (Some(2), Some(0)),
+        "{s}"
+    );
     assert!(env.blocked(&[]).is_empty());
 
     let s = env.check(&[], &KIJITORA_JP[2..3]);
@@ -124,10 +144,17 @@ fn limit_reached_blocks_once_with_the_reason_of_the_last_bounce() {
     assert_eq!(env.blocked(&[]), vec![addr.clone()]);
     let one = env.stats(&[&addr]);
     assert_eq!(one["sites"][0]["blocked_at"], NOW_RFC3339);
-    assert_eq!(one["sites"][0]["block_reason"], labels(KIJITORA_JP[2])[0].reason.as_str());
+    assert_eq!(
+        one["sites"][0]["block_reason"],
+        labels(KIJITORA_JP[2])[0].reason.as_str()
+    );
 
     let s = env.check(&[], &KIJITORA_JP[3..]);
-    assert_eq!((s["counted"].as_u64(), s["newly_blocked"].as_u64()), (Some(1), Some(0)), "keeps counting: {s}");
+    assert_eq!(
+        (s["counted"].as_u64(), s["newly_blocked"].as_u64()),
+        (Some(1), Some(0)),
+        "keeps counting: {s}"
+    );
     assert_eq!(env.stats(&[&addr])["sites"][0]["bounces"], 4);
     assert_eq!(env.stats(&[&addr])["events"].as_array().unwrap().len(), 4);
 }
@@ -139,7 +166,11 @@ fn limit_zero_never_blocks() {
     }
     let env = Env::one_site(0);
     let s = env.check(&[], &KIJITORA_JP);
-    assert_eq!((s["counted"].as_u64(), s["newly_blocked"].as_u64()), (Some(4), Some(0)), "{s}");
+    assert_eq!(
+        (s["counted"].as_u64(), s["newly_blocked"].as_u64()),
+        (Some(4), Some(0)),
+        "{s}"
+    );
     assert_eq!(env.stats(&[])["sites"][0]["blocked"], 0);
 }
 
@@ -160,7 +191,10 @@ fn complaint_blocks_at_once_without_counting() {
     let one = env.stats(&[&rcpts[0]]);
     assert_eq!(one["sites"][0]["block_reason"], "feedback");
     assert_eq!(one["sites"][0]["bounces"], 0);
-    assert_eq!(one["events"][0]["reason"], "feedback", "the complaint explains the block");
+    assert_eq!(
+        one["events"][0]["reason"], "feedback",
+        "the complaint explains the block"
+    );
 }
 
 #[test]
@@ -170,7 +204,11 @@ fn complaint_does_not_block_with_block_on_complaint_false() {
     }
     let env = Env::new("[[site]]\nname = \"a\"\nbounce_limit = 1\nblock_on_complaint = false\n");
     let s = env.check(&[], &["arf-18"]);
-    assert_eq!((s["counted"].as_u64(), s["newly_blocked"].as_u64()), (Some(0), Some(0)), "{s}");
+    assert_eq!(
+        (s["counted"].as_u64(), s["newly_blocked"].as_u64()),
+        (Some(0), Some(0)),
+        "{s}"
+    );
     assert!(env.blocked(&[]).is_empty());
 }
 
@@ -179,7 +217,8 @@ fn block_globally_counts_in_every_site_each_with_its_own_limit() {
     if stub("block_globally_counts_in_every_site_each_with_its_own_limit") {
         return;
     }
-    let sites = "[[site]]\nname = \"a\"\nbounce_limit = 3\n[[site]]\nname = \"b\"\nbounce_limit = 2\n";
+    let sites =
+        "[[site]]\nname = \"a\"\nbounce_limit = 3\n[[site]]\nname = \"b\"\nbounce_limit = 2\n";
     let env = Env::new(&format!("block_globally = true\n{sites}"));
     let addr = only_rcpt(KIJITORA_JP[0]);
     let s = env.check(&["--site", "a"], &KIJITORA_JP[..1]);
@@ -198,7 +237,10 @@ fn block_globally_counts_in_every_site_each_with_its_own_limit() {
     // Without block_globally the other site is untouched.
     let apart = Env::new(sites_only());
     apart.check(&["--site", "a"], &KIJITORA_JP[..2]);
-    assert_eq!(apart.stats(&[])["sites"], json!([{"site": "a", "addresses": 1, "bounces": 2, "blocked": 0}]));
+    assert_eq!(
+        apart.stats(&[])["sites"],
+        json!([{"site": "a", "addresses": 1, "bounces": 2, "blocked": 0}])
+    );
 }
 
 fn sites_only() -> &'static str {
@@ -213,7 +255,11 @@ fn auto_replies_are_recorded_but_not_counted() {
     let env = Env::one_site(1);
     let s = env.check(&[], &["rfc3834-04", "rfc3834-05"]);
     assert_eq!(s["auto_replies"], 2, "{s}");
-    assert_eq!((s["counted"].as_u64(), s["newly_blocked"].as_u64()), (Some(0), Some(0)), "{s}");
+    assert_eq!(
+        (s["counted"].as_u64(), s["newly_blocked"].as_u64()),
+        (Some(0), Some(0)),
+        "{s}"
+    );
     assert_eq!(env.stats(&[])["sites"], json!([]));
     assert_eq!(env.check(&[], &["rfc3834-04"])["already_seen"], 1);
 }

@@ -253,7 +253,10 @@ fn reset_cmd(g: &Global, config: &Config, a: &ResetArgs) -> anyhow::Result<Exit>
         let doc = serde_json::json!({"type": "reset", "site": a.site, "reset": n});
         output::line(&mut out, &doc);
     } else if !g.quiet {
-        let site = a.site.as_deref().map_or("every site".to_string(), |s| format!("site {s}"));
+        let site = a
+            .site
+            .as_deref()
+            .map_or("every site".to_string(), |s| format!("site {s}"));
         output::line(&mut out, &format_args!("{n} counters reset in {site}"));
     }
     Ok(Exit::Ok)
