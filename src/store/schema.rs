@@ -120,6 +120,8 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // over the million-row trees, and spilling them mid-transaction costs
     // more than the memory.
     conn.pragma_update(None, "cache_size", -65_536)?;
+    // Upserts keep a statement journal; in memory it is a copy, not file I/O.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 
