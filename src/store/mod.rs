@@ -288,6 +288,20 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Recomputes the aggregate tables behind `stats` from the counters and
+    /// events, in one transaction. Never needed in normal operation (every
+    /// writer keeps them right); for repairs and after bulk loads.
+    pub fn rebuild_totals(&mut self) -> Result<(), Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        totals::rebuild(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 /// Creates the database's directory if needed, with a clear error.
 pub(crate) fn ensure_parent(db: &Path) -> Result<(), Error> {
     match db.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -827,3 +827,31 @@ fn hot_queries_use_keys_not_scans() {
     }
     assert!(plan(query::BLOCKED).contains("counters_blocked"));
 }
+
+#[test]
+fn rebuilt_totals_equal_the_incremental_ones() {
+    let (_d, mut store) = temp_store();
+    let c = config(true);
+    let msgs: Vec<(String, Classification)> = (0..30)
+        .map(|i| {
+            (
+                format!("m{i}"),
+                bounce(&format!("u{}@d{}.example", i % 7, i % 3)),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, Classification)> =
+        msgs.iter().map(|(t, c)| (t.as_str(), c.clone())).collect();
+    record(&mut store, &c, "a", &refs, T0);
+    store
+        .block("b", &["z@example.org".to_string()], "manual", T0)
+        .unwrap();
+    let target = ResetTarget::Addresses(vec!["u1@d1.example".into()]);
+    store.reset(Some("a"), &target, T0).unwrap();
+    let before = serde_json::to_value(store.stats().unwrap()).unwrap();
+    store.rebuild_totals().unwrap();
+    assert_eq!(
+        serde_json::to_value(store.stats().unwrap()).unwrap(),
+        before
+    );
+}

@@ -114,3 +114,19 @@ pub fn subtract<P: Params + Clone>(
     .execute(p)?;
     Ok(())
 }
+
+/// Recomputes every aggregate from `counters` and `events` (repair, or
+/// after a bulk load that bypassed the writers).
+pub fn rebuild(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "DELETE FROM site_totals;
+         DELETE FROM domain_totals;
+         DELETE FROM reason_totals;
+         INSERT INTO site_totals (site, addresses, bounces, blocked)
+             SELECT site, count(*), sum(bounces), count(blocked_at) FROM counters GROUP BY site;
+         INSERT INTO domain_totals (domain, bounces)
+             SELECT domain, sum(bounces) FROM counters WHERE bounces <> 0 GROUP BY domain;
+         INSERT INTO reason_totals (site, reason, events)
+             SELECT site, reason, count(*) FROM events GROUP BY site, reason;",
+    )
+}
