@@ -430,3 +430,59 @@ fn dry_run_records_nothing() {
     assert_eq!(json_lines(&out)[0]["action_taken"], "dry_run");
     assert!(!env.db.exists());
 }
+
+/// Makes a file unwritable even for root (`chattr +i`), or for everyone
+/// else by its mode; undone on drop so the temporary directory can go.
+struct WriteProtected(PathBuf);
+
+impl WriteProtected {
+    fn new(path: &Path) -> Option<WriteProtected> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let protected = WriteProtected(path.to_path_buf());
+        if OpenOptions::new().append(true).open(path).is_err() {
+            return Some(protected);
+        }
+        let chattr = Command::new("chattr").arg("+i").arg(path).output();
+        let ok = chattr.is_ok_and(|o| o.status.success())
+            && OpenOptions::new().append(true).open(path).is_err();
+        ok.then_some(protected)
+    }
+}
+
+impl Drop for WriteProtected {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).output();
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o644));
+    }
+}
+
+#[test]
+fn write_protected_database_is_refused_by_writers_and_read_by_stats() {
+    let env = Env::one_site(1);
+    env.ok(&["block", "x@example.org"]);
+    let Some(_guard) = WriteProtected::new(&env.db) else {
+        eprintln!("SKIPPED: cannot write-protect a file here (no chattr as root)");
+        return;
+    };
+    for args in [
+        vec!["check".to_string(), corpus("lhost-postfix-13")],
+        vec!["block".into(), "y@example.org".into()],
+        vec!["reset".into(), "x@example.org".into()],
+    ] {
+        let out = run(env.cmd().args(&args));
+        assert_eq!(out.status.code(), Some(74), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("is read-only") && err.contains("bounces.db"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        env.blocked(&[]),
+        vec!["x@example.org"],
+        "stats still reads it"
+    );
+}

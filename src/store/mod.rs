@@ -50,6 +50,16 @@ pub enum Error {
     /// Any other SQLite failure.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// An SQLite failure on an open database.
+    #[error("database {path}: {source}")]
+    Query {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    /// A writer opened a file it may not write (permissions, read-only
+    /// mount): refused at open, before anything is fetched or classified.
+    #[error("database {path} is read-only")]
+    ReadOnly { path: PathBuf },
     /// File-system failure around the database (lock file, directory).
     #[error("database {path}: {source}")]
     Io {
@@ -149,16 +159,26 @@ pub enum ResetTarget {
 /// The open database.
 pub struct Store {
     conn: Connection,
+    /// For error messages.
+    path: PathBuf,
 }
 
 impl Store {
     /// Opens (creating file and parent directory if needed) and migrates.
     pub fn open(path: &Path) -> Result<Store, Error> {
         ensure_parent(path)?;
-        Store::open_with(
+        let store = Store::open_with(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
-        )
+        )?;
+        // SQLite silently opens a write-protected file read-only; a writer
+        // would only find out at its first commit.
+        if store.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            return Err(Error::ReadOnly {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(store)
     }
 
     /// Opens a database only if the file exists (`stats` must not create
@@ -188,13 +208,47 @@ impl Store {
             .map_err(open_err)?;
         schema::configure(&conn).map_err(open_err)?;
         schema::migrate(&mut conn, path)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Names the database in an SQLite error.
+    fn err(&self, source: rusqlite::Error) -> Error {
+        Error::Query {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Runs `f` in an immediate (write) transaction and commits.
+    fn write<T>(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
+        let run = |conn: &mut Connection| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        };
+        run(&mut self.conn).map_err(|e| self.err(e))
+    }
+
+    /// Runs `f` in a read transaction: one consistent snapshot even while a
+    /// `check` commits.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
+        let run = || {
+            let tx = self.conn.unchecked_transaction()?;
+            let out = f(&tx)?;
+            tx.finish()?;
+            Ok(out)
+        };
+        run().map_err(|e| self.err(e))
     }
 
     /// The ledger's kind for a message already processed under this source
     /// identity, so a server copy can be skipped without fetching it.
     pub fn lookup_uid(&self, site: &str, source_uid: &str) -> Result<Option<Kind>, Error> {
-        Ok(record::lookup_uid(&self.conn, site, source_uid)?)
+        record::lookup_uid(&self.conn, site, source_uid).map_err(|e| self.err(e))
     }
 
     /// Records a batch in one transaction: ledger, counters, events, blocks.
@@ -211,12 +265,7 @@ impl Store {
         items: &[Item<'_>],
         now: Timestamp,
     ) -> Result<Vec<Outcome>, Error> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let outcomes = record::record_items(&tx, config, site, items, now)?;
-        tx.commit()?;
-        Ok(outcomes)
+        self.write(|tx| record::record_items(tx, config, site, items, now))
     }
 
     /// Totals per site, reason and domain.
@@ -226,10 +275,7 @@ impl Store {
 
     /// Totals, limited to one site when `site` is given.
     pub fn stats_for(&self, site: Option<&str>) -> Result<Stats, Error> {
-        let tx = self.conn.unchecked_transaction()?;
-        let stats = query::stats(&tx, site)?;
-        tx.finish()?;
-        Ok(stats)
+        self.read(|tx| query::stats(tx, site))
     }
 
     /// One address in detail with its events.
@@ -239,15 +285,12 @@ impl Store {
 
     /// One address in detail, limited to one site when `site` is given.
     pub fn address_for(&self, address: &str, site: Option<&str>) -> Result<AddressStats, Error> {
-        let tx = self.conn.unchecked_transaction()?;
-        let stats = query::address(&tx, address, site)?;
-        tx.finish()?;
-        Ok(stats)
+        self.read(|tx| query::address(tx, address, site))
     }
 
     /// Blocked addresses, sorted, optionally for one site.
     pub fn blocked(&self, site: Option<&str>) -> Result<Vec<String>, Error> {
-        Ok(query::blocked(&self.conn, site)?)
+        self.read(|tx| query::blocked(tx, site))
     }
 
     /// Blocks addresses by hand; returns how many were newly blocked.
@@ -259,12 +302,7 @@ impl Store {
         reason: &str,
         now: Timestamp,
     ) -> Result<u64, Error> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let n = admin::block(&tx, site, addresses, reason, now)?;
-        tx.commit()?;
-        Ok(n)
+        self.write(|tx| admin::block(tx, site, addresses, reason, now))
     }
 
     /// Zeroes counters and lifts blocks; `site = None` means every site.
@@ -279,26 +317,14 @@ impl Store {
         target: &ResetTarget,
         now: Timestamp,
     ) -> Result<u64, Error> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let n = admin::reset(&tx, site, target, now)?;
-        tx.commit()?;
-        Ok(n)
+        self.write(|tx| admin::reset(tx, site, target, now))
     }
-}
 
-impl Store {
     /// Recomputes the aggregate tables behind `stats` from the counters and
     /// events, in one transaction. Never needed in normal operation (every
     /// writer keeps them right); for repairs and after bulk loads.
     pub fn rebuild_totals(&mut self) -> Result<(), Error> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        totals::rebuild(&tx)?;
-        tx.commit()?;
-        Ok(())
+        self.write(totals::rebuild)
     }
 }
 
