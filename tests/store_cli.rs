@@ -486,3 +486,43 @@ fn write_protected_database_is_refused_by_writers_and_read_by_stats() {
         "stats still reads it"
     );
 }
+
+#[test]
+fn killed_run_leaves_no_stale_lock() {
+    let env = Env::one_site(1);
+    env.ok(&["block", "x@example.org"]);
+    // `check -` takes the lock, then waits for its message on stdin.
+    let mut first = env
+        .cmd()
+        .args(["check", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = run(env
+            .cmd()
+            .args(["block", "--wait", "0", "probe@example.org"]));
+        if out.status.code() == Some(75) {
+            break; // the first run holds the lock now
+        }
+        env.ok(&["reset", "probe@example.org"]);
+        assert!(
+            std::time::Instant::now() < until,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The OS dropped the lock with the process: no stale lock file to clean.
+    assert!(env.db.with_extension("db.lock").exists());
+    let out = run(env
+        .cmd()
+        .args(["--json", "check", "--wait", "0"])
+        .arg(corpus("lhost-postfix-13")));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.blocked(&[]), vec!["x@example.org"]);
+}
