@@ -401,21 +401,16 @@ fn second_check_of_the_same_files_counts_nothing() {
     assert_eq!(second["counted"], 0, "{second}");
     assert_eq!(second["newly_blocked"], 0, "{second}");
     assert_eq!(env.stats(&[]), stats, "nothing changed");
-    // The same files in a Maildir: the same content is the same message.
-    // (Corpus files that begin with an mbox "From " line were read as an mbox
-    // above, without that line, so only the others match.)
+    // The same files in a Maildir: the same content is the same message
+    // (a corpus file that begins with an mbox "From " line was read as an
+    // mbox above; the fingerprint does not see that line).
     let maildir = env.tmp.path().join("Maildir");
     for sub in ["cur", "new", "tmp"] {
         std::fs::create_dir_all(maildir.join(sub)).unwrap();
     }
-    let mut plain = 0;
     for f in files {
-        let bytes = std::fs::read(corpus(f)).unwrap();
-        plain += usize::from(!bytes.starts_with(b"From "));
-        std::fs::write(maildir.join("cur").join(format!("{f}:2,S")), bytes).unwrap();
+        std::fs::copy(corpus(f), maildir.join("cur").join(format!("{f}:2,S"))).unwrap();
     }
-    let out = env.ok(&["--json", "check", maildir.to_str().unwrap()]);
-    assert_eq!(json_lines(&out).last().unwrap()["already_seen"], plain);
     let out = env.ok(&["--json", "check", maildir.to_str().unwrap()]);
     assert_eq!(
         json_lines(&out).last().unwrap()["already_seen"],

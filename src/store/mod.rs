@@ -100,16 +100,25 @@ impl ExitCode for Error {
 }
 
 /// A message's content fingerprint: SHA-256 of its bytes with CRLF folded to
-/// LF, so the same message read from a POP3 server and from a file matches.
+/// LF and without a leading mbox `From ` separator line, so the same message
+/// read from a POP3 server, a Maildir file, an mbox or stdin matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint(pub [u8; 32]);
 
 impl Fingerprint {
-    /// Fingerprints raw message bytes (CRLF folded to LF).
+    /// Fingerprints raw message bytes (CRLF folded to LF, a leading
+    /// `From ` line skipped: it is the mbox envelope, never a header field,
+    /// which needs a colon).
     pub fn of(raw: &[u8]) -> Fingerprint {
         use sha2::Digest;
         let mut h = sha2::Sha256::new();
         let mut rest = raw;
+        if rest.starts_with(b"From ") {
+            rest = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(&[][..], |i| &rest[i + 1..]);
+        }
         while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
             h.update(&rest[..i]);
             rest = &rest[i + 1..];
@@ -152,7 +161,9 @@ pub enum ResetTarget {
     Addresses(Vec<String>),
     /// Everything (`--all --yes`).
     All,
-    /// Counters whose last event is older than this many days, and their events.
+    /// Counters whose last event is older than this many days, and their
+    /// events. Blocks made by a complaint or by hand are kept: they are not
+    /// counts that go stale.
     OlderThanDays(u32),
 }
 

@@ -133,6 +133,18 @@ fn fingerprint_ignores_crlf_versus_lf() {
 }
 
 #[test]
+fn fingerprint_ignores_a_leading_mbox_from_line() {
+    let body = b"Return-Path: <>\nSubject: x\n\nbody\n";
+    let mut mbox = b"From MAILER-DAEMON Mon Nov 23 16:01:00 2026\r\n".to_vec();
+    mbox.extend_from_slice(body);
+    assert_eq!(Fingerprint::of(&mbox), Fingerprint::of(body));
+    assert_ne!(
+        Fingerprint::of(b"Subject: From x\n"),
+        Fingerprint::of(b"x\n")
+    );
+}
+
+#[test]
 fn open_creates_directory_wal_and_full_sync() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("deep/er/bounces.db");
