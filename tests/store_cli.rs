@@ -280,7 +280,7 @@ fn check_while_another_run_holds_the_lock_exits_75_touching_nothing() {
     let env = Env::one_site(1);
     env.ok(&["block", "x@example.org"]);
     let before = env.stats(&[]);
-    let _held = hold_lock(&env.db);
+    let held = hold_lock(&env.db);
     let start = std::time::Instant::now();
     let out = run(env
         .cmd()
@@ -303,6 +303,10 @@ fn check_while_another_run_holds_the_lock_exits_75_touching_nothing() {
     let out = run(env.cmd().args(["block", "--wait", "0", "y@example.org"]));
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
     assert_eq!(env.stats(&[]), before, "stats reads while the lock is held");
+    // Nothing reached the ledger: once the lock is free the message is new.
+    drop(held);
+    let summary = env.check(&["--wait", "0"], &["lhost-postfix-13"]);
+    assert_eq!(summary["already_seen"], 0, "{summary}");
 }
 
 #[test]
