@@ -101,7 +101,8 @@ fn count_message(
     let mut done = HashSet::new();
     for r in &item.classification.recipients {
         let address = policy::normalize_address(&r.address);
-        if address.is_empty() || !done.insert(address.clone()) {
+        // Something without an `@` cannot be blocked by a mailer: not counted.
+        if !address.contains('@') || !done.insert(address.clone()) {
             continue;
         }
         for &(s, rules) in &sites {

@@ -327,3 +327,18 @@ fn long_diagnostic_is_truncated_on_a_char_boundary() {
         .unwrap();
     assert!(d.len() <= 2000 && d.chars().all(|c| c == 'é'));
 }
+
+#[test]
+fn recipient_without_at_sign_is_not_counted() {
+    let (_d, mut store) = temp_store();
+    let m = msg(
+        Kind::Bounce,
+        &[
+            ("postmaster", Reason::UserUnknown),
+            ("", Reason::UserUnknown),
+        ],
+    );
+    let o = record(&mut store, &config(false), "a", &[("m", m)], T0);
+    assert_eq!(o[0].counted, 0);
+    assert!(store.stats().unwrap().sites.is_empty());
+}
