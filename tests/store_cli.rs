@@ -488,7 +488,7 @@ fn write_protected_database_is_refused_by_writers_and_read_by_stats() {
 
 #[test]
 fn killed_run_leaves_no_stale_lock() {
-    let env = Env::one_site(1);
+    let env = Env::one_site(0);
     env.ok(&["block", "x@example.org"]);
     // `check -` takes the lock, then waits for its message on stdin.
     let mut first = env
