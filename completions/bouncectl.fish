@@ -47,7 +47,7 @@ complete -c bouncectl -n "__fish_bouncectl_using_subcommand check" -s q -l quiet
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand check" -s v -l verbose -d 'More detail on stderr (repeatable)'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand check" -s h -l help -d 'Print help'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand check" -s V -l version -d 'Print version'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand stats" -l site -d 'Limit --blocked to one site' -r
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand stats" -l site -d 'Only this site (totals, addresses, --blocked)' -r
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand stats" -l config -d 'Configuration file [default: $XDG_CONFIG_HOME/bouncectl/config.toml, else /etc/bouncectl/config.toml]' -r -F
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand stats" -l db -d 'Database file [default: the config\'s `database`, else $XDG_DATA_HOME/bouncectl/bounces.db]' -r -F
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand stats" -l blocked -d 'Print blocked addresses only, one per line'

@@ -18,8 +18,9 @@ pub struct BlockOptions {
     pub now: Timestamp,
 }
 
-/// Blocks addresses by hand; returns how many were newly blocked.
-pub fn block(config: &Config, opts: &BlockOptions) -> Result<u64, super::Error> {
+/// Blocks addresses by hand; returns the site and how many addresses were
+/// newly blocked (one already blocked keeps its first reason and time).
+pub fn block(config: &Config, opts: &BlockOptions) -> Result<(String, u64), super::Error> {
     let site = super::pick_site(config, opts.site.as_deref())?;
     if opts.addresses.is_empty() {
         return Err(super::Error::Usage("no address to block".into()));
@@ -29,7 +30,8 @@ pub fn block(config: &Config, opts: &BlockOptions) -> Result<u64, super::Error> 
     }
     let _lock = RunLock::acquire(&opts.db, opts.wait)?;
     let mut store = Store::open(&opts.db)?;
-    Ok(store.block(&site.name, &opts.addresses, &opts.reason, opts.now)?)
+    let n = store.block(&site.name, &opts.addresses, &opts.reason, opts.now)?;
+    Ok((site.name.clone(), n))
 }
 
 /// `reset ...`.
@@ -43,7 +45,8 @@ pub struct ResetOptions {
     pub now: Timestamp,
 }
 
-/// Zeroes counters and lifts blocks; returns how many rows changed.
+/// Zeroes counters and lifts blocks; returns how many rows changed. A reset
+/// forgets the (site, address) rows with their events; see [`Store::reset`].
 pub fn reset(config: &Config, opts: &ResetOptions) -> Result<u64, super::Error> {
     if let Some(name) = &opts.site {
         super::pick_site(config, Some(name))?;
@@ -52,6 +55,11 @@ pub fn reset(config: &Config, opts: &ResetOptions) -> Result<u64, super::Error> 
         for a in list {
             check_address(a)?;
         }
+    }
+    if !opts.db.exists() {
+        // Nothing was ever counted: nothing to reset, and no reason to
+        // create a database (or its directory) as a side effect.
+        return Ok(0);
     }
     let _lock = RunLock::acquire(&opts.db, opts.wait)?;
     let mut store = Store::open(&opts.db)?;

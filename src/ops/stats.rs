@@ -13,7 +13,7 @@ pub struct Options {
     pub addresses: Vec<String>,
     /// `--blocked`: the block list only.
     pub blocked: bool,
-    /// Limit `--blocked` to one site.
+    /// Only this site (totals, addresses and `--blocked`).
     pub site: Option<String>,
 }
 
@@ -25,18 +25,38 @@ pub enum Report {
     Blocked(Vec<String>),
 }
 
-/// Runs `stats`. Reads only; a database that does not exist yet reads as empty.
+/// Runs `stats`. Reads only: a database that does not exist yet reads as
+/// empty and is not created (nor is its directory). `site` limits every mode
+/// to one site.
 pub fn run(opts: &Options) -> Result<Report, super::Error> {
-    let store = Store::open(&opts.db)?;
+    let site = opts.site.as_deref();
+    let Some(store) = Store::open_existing(&opts.db)? else {
+        return Ok(empty(opts));
+    };
     if opts.blocked {
-        return Ok(Report::Blocked(store.blocked(opts.site.as_deref())?));
+        return Ok(Report::Blocked(store.blocked(site)?));
     }
     if opts.addresses.is_empty() {
-        return Ok(Report::Totals(store.stats()?));
+        return Ok(Report::Totals(store.stats_for(site)?));
     }
     let mut out = Vec::new();
     for a in &opts.addresses {
-        out.push(store.address(a)?);
+        out.push(store.address_for(a, site)?);
     }
     Ok(Report::Addresses(out))
+}
+
+/// What every mode reports before the first `check`.
+fn empty(opts: &Options) -> Report {
+    if opts.blocked {
+        Report::Blocked(Vec::new())
+    } else if opts.addresses.is_empty() {
+        Report::Totals(Stats::default())
+    } else {
+        let one = |a: &String| AddressStats {
+            address: crate::policy::normalize_address(a),
+            ..AddressStats::default()
+        };
+        Report::Addresses(opts.addresses.iter().map(one).collect())
+    }
 }

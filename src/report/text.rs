@@ -7,6 +7,9 @@ use super::{AddressStats, Stats};
 /// `stats` totals as aligned tables.
 pub fn stats(s: &Stats) -> String {
     let mut out = String::new();
+    if s.sites.is_empty() {
+        return "no bounces recorded".to_string();
+    }
     let _ = writeln!(
         out,
         "{:<30} {:>10} {:>10} {:>10}",
@@ -17,6 +20,17 @@ pub fn stats(s: &Stats) -> String {
             out,
             "{:<30} {:>10} {:>10} {:>10}",
             site.site, site.addresses, site.bounces, site.blocked
+        );
+    }
+    if s.sites.len() > 1 {
+        let sum = |f: fn(&super::SiteStats) -> u64| s.sites.iter().map(f).sum::<u64>();
+        let _ = writeln!(
+            out,
+            "{:<30} {:>10} {:>10} {:>10}",
+            "(all sites)",
+            sum(|x| x.addresses),
+            sum(|x| x.bounces),
+            sum(|x| x.blocked)
         );
     }
     if !s.reasons.is_empty() {
@@ -67,4 +81,48 @@ pub fn address(a: &AddressStats) -> String {
         );
     }
     out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{DomainStats, SiteStats};
+
+    #[test]
+    fn empty_stats_say_so() {
+        assert_eq!(stats(&Stats::default()), "no bounces recorded");
+    }
+
+    #[test]
+    fn several_sites_get_a_total_row_and_reasons_sort_by_count() {
+        let site = |name: &str, n| SiteStats {
+            site: name.into(),
+            addresses: n,
+            bounces: 2 * n,
+            blocked: 1,
+        };
+        let s = Stats {
+            sites: vec![site("a", 1), site("b", 2)],
+            reasons: [
+                ("mailboxfull".to_string(), 1),
+                ("userunknown".to_string(), 5),
+            ]
+            .into(),
+            domains: vec![DomainStats {
+                domain: "example.org".into(),
+                bounces: 6,
+            }],
+        };
+        let text = stats(&s);
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("(all sites)") && l.ends_with("3          6          2")),
+            "{text}"
+        );
+        assert!(
+            text.find("userunknown").unwrap() < text.find("mailboxfull").unwrap(),
+            "{text}"
+        );
+        assert!(text.contains("example.org"));
+    }
 }

@@ -1,17 +1,39 @@
 //! The SQLite database: counters, blocks, events and the ledger of processed
 //! messages. Open = pragmas + migrations; one transaction per public method.
 //!
-//! (Skeleton: the signatures are the contract with `ops`; the bodies land with
-//! the counting-database issue.)
+//! - [`schema`]: connection settings and the append-only migrations.
+//! - `record`: `record_batch`, the write path of `check` (policy applied
+//!   per recipient and site).
+//! - `query`: `stats`, one address, the block list (read only).
+//! - `admin`: `block` and `reset` by hand.
+//! - `totals`: the aggregate tables behind `stats`, updated by the writers.
+//! - `lock`: [`RunLock`], one run at a time per database.
+//!
+//! Public methods own their transaction; the helpers in the submodules take a
+//! `&Connection` (a `Transaction` derefs to one), so a failure anywhere rolls
+//! the whole operation back.
+
+mod admin;
+mod lock;
+mod query;
+mod record;
+pub mod schema;
+#[cfg(test)]
+mod tests;
+mod totals;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::config::Config;
 use crate::exit::{Exit, ExitCode};
 use crate::message::{Classification, Kind};
 use crate::report::{AddressStats, Stats};
 use crate::time::Timestamp;
+
+pub use lock::RunLock;
 
 /// A database problem.
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +50,43 @@ pub enum Error {
     /// Any other SQLite failure.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// An SQLite failure on an open database.
+    #[error("database {path}: {source}")]
+    Query {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    /// A writer opened a file it may not write (permissions, read-only
+    /// mount): refused at open, before anything is fetched or classified.
+    #[error("database {path} is read-only")]
+    ReadOnly { path: PathBuf },
     /// File-system failure around the database (lock file, directory).
     #[error("database {path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
+    },
+    /// The database's directory could not be created.
+    #[error("cannot create database directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The `<db>.lock` file could not be opened or locked.
+    #[error("cannot lock database with {path}: {source}")]
+    LockFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file was written by a newer bouncectl (or is not ours).
+    #[error(
+        "database {path} has schema version {found}, this bouncectl understands up to {supported}: \
+         use a newer bouncectl"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
     },
 }
 
@@ -46,16 +100,25 @@ impl ExitCode for Error {
 }
 
 /// A message's content fingerprint: SHA-256 of its bytes with CRLF folded to
-/// LF, so the same message read from a POP3 server and from a file matches.
+/// LF and without a leading mbox `From ` separator line, so the same message
+/// read from a POP3 server, a Maildir file, an mbox or stdin matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint(pub [u8; 32]);
 
 impl Fingerprint {
-    /// Fingerprints raw message bytes (CRLF folded to LF).
+    /// Fingerprints raw message bytes (CRLF folded to LF, a leading
+    /// `From ` line skipped: it is the mbox envelope, never a header field,
+    /// which needs a colon).
     pub fn of(raw: &[u8]) -> Fingerprint {
         use sha2::Digest;
         let mut h = sha2::Sha256::new();
         let mut rest = raw;
+        if rest.starts_with(b"From ") {
+            rest = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(&[][..], |i| &rest[i + 1..]);
+        }
         while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
             h.update(&rest[..i]);
             rest = &rest[i + 1..];
@@ -98,50 +161,114 @@ pub enum ResetTarget {
     Addresses(Vec<String>),
     /// Everything (`--all --yes`).
     All,
-    /// Counters whose last event is older than this many days, and their events.
+    /// Counters whose last event is older than this many days, and their
+    /// events. Blocks made by a complaint or by hand are kept: they are not
+    /// counts that go stale.
     OlderThanDays(u32),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fingerprint_ignores_crlf_versus_lf() {
-        assert_eq!(
-            Fingerprint::of(b"A: b\r\n\r\nbody\r\n"),
-            Fingerprint::of(b"A: b\n\nbody\n")
-        );
-        assert_ne!(Fingerprint::of(b"A: b\n"), Fingerprint::of(b"A: c\n"));
-        assert_eq!(Fingerprint::of(b"").hex().len(), 64);
-    }
 }
 
 /// The open database.
 pub struct Store {
-    #[allow(dead_code)]
-    conn: rusqlite::Connection,
+    conn: Connection,
+    /// For error messages.
+    path: PathBuf,
 }
 
 impl Store {
     /// Opens (creating file and parent directory if needed) and migrates.
     pub fn open(path: &Path) -> Result<Store, Error> {
-        let conn = rusqlite::Connection::open(path).map_err(|source| Error::Open {
+        ensure_parent(path)?;
+        let store = Store::open_with(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )?;
+        // SQLite silently opens a write-protected file read-only; a writer
+        // would only find out at its first commit.
+        if store.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            return Err(Error::ReadOnly {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(store)
+    }
+
+    /// Opens a database only if the file exists (`stats` must not create
+    /// one as a side effect of looking): `None` when there is none yet.
+    pub fn open_existing(path: &Path) -> Result<Option<Store>, Error> {
+        match std::fs::metadata(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(Error::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        }
+        // READ_WRITE without CREATE: a file the user may not write is opened
+        // read-only by SQLite, which is all `stats` needs.
+        Store::open_with(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map(Some)
+    }
+
+    fn open_with(path: &Path, flags: OpenFlags) -> Result<Store, Error> {
+        let open_err = |source| Error::Open {
             path: path.to_path_buf(),
             source,
-        })?;
-        Ok(Store { conn })
+        };
+        let mut conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(open_err)?;
+        schema::configure(&conn).map_err(open_err)?;
+        schema::migrate(&mut conn, path)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Names the database in an SQLite error.
+    fn err(&self, source: rusqlite::Error) -> Error {
+        Error::Query {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Runs `f` in an immediate (write) transaction and commits.
+    fn write<T>(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
+        let run = |conn: &mut Connection| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        };
+        run(&mut self.conn).map_err(|e| self.err(e))
+    }
+
+    /// Runs `f` in a read transaction: one consistent snapshot even while a
+    /// `check` commits.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
+        let run = || {
+            let tx = self.conn.unchecked_transaction()?;
+            let out = f(&tx)?;
+            tx.finish()?;
+            Ok(out)
+        };
+        run().map_err(|e| self.err(e))
     }
 
     /// The ledger's kind for a message already processed under this source
     /// identity, so a server copy can be skipped without fetching it.
     pub fn lookup_uid(&self, site: &str, source_uid: &str) -> Result<Option<Kind>, Error> {
-        let _ = (site, source_uid);
-        Ok(None)
+        record::lookup_uid(&self.conn, site, source_uid).map_err(|e| self.err(e))
     }
 
     /// Records a batch in one transaction: ledger, counters, events, blocks.
     /// `site` is where the batch came from; `config` gives every site's rules.
+    ///
+    /// A message whose fingerprint is in the ledger (or earlier in the same
+    /// batch) is `already_seen` and changes nothing but adding its source
+    /// identity. Nothing is visible until the commit; an error or a crash
+    /// before it leaves the database as it was.
     pub fn record_batch(
         &mut self,
         config: &Config,
@@ -149,30 +276,36 @@ impl Store {
         items: &[Item<'_>],
         now: Timestamp,
     ) -> Result<Vec<Outcome>, Error> {
-        let _ = (config, site, now);
-        Ok(items.iter().map(|_| Outcome::default()).collect())
+        self.write(|tx| record::record_items(tx, config, site, items, now))
     }
 
     /// Totals per site, reason and domain.
     pub fn stats(&self) -> Result<Stats, Error> {
-        Ok(Stats::default())
+        self.stats_for(None)
+    }
+
+    /// Totals, limited to one site when `site` is given.
+    pub fn stats_for(&self, site: Option<&str>) -> Result<Stats, Error> {
+        self.read(|tx| query::stats(tx, site))
     }
 
     /// One address in detail with its events.
     pub fn address(&self, address: &str) -> Result<AddressStats, Error> {
-        Ok(AddressStats {
-            address: address.into(),
-            ..Default::default()
-        })
+        self.address_for(address, None)
+    }
+
+    /// One address in detail, limited to one site when `site` is given.
+    pub fn address_for(&self, address: &str, site: Option<&str>) -> Result<AddressStats, Error> {
+        self.read(|tx| query::address(tx, address, site))
     }
 
     /// Blocked addresses, sorted, optionally for one site.
     pub fn blocked(&self, site: Option<&str>) -> Result<Vec<String>, Error> {
-        let _ = site;
-        Ok(Vec::new())
+        self.read(|tx| query::blocked(tx, site))
     }
 
     /// Blocks addresses by hand; returns how many were newly blocked.
+    /// An address blocked already keeps its original reason and time.
     pub fn block(
         &mut self,
         site: &str,
@@ -180,43 +313,39 @@ impl Store {
         reason: &str,
         now: Timestamp,
     ) -> Result<u64, Error> {
-        let _ = (site, addresses, reason, now);
-        Ok(0)
+        self.write(|tx| admin::block(tx, site, addresses, reason, now))
     }
 
     /// Zeroes counters and lifts blocks; `site = None` means every site.
     /// Returns how many (site, address) rows changed.
+    ///
+    /// A reset address is forgotten: its counter row and its events go, as if
+    /// it had never bounced. The ledger stays, so the old messages are still
+    /// not counted again.
     pub fn reset(
         &mut self,
         site: Option<&str>,
         target: &ResetTarget,
         now: Timestamp,
     ) -> Result<u64, Error> {
-        let _ = (site, target, now);
-        Ok(0)
+        self.write(|tx| admin::reset(tx, site, target, now))
+    }
+
+    /// Recomputes the aggregate tables behind `stats` from the counters and
+    /// events, in one transaction. Never needed in normal operation (every
+    /// writer keeps them right); for repairs and after bulk loads.
+    pub fn rebuild_totals(&mut self) -> Result<(), Error> {
+        self.write(totals::rebuild)
     }
 }
 
-/// Holds the one-run-at-a-time lock of a database (a `<db>.lock` file with an
-/// OS lock) until dropped.
-pub struct RunLock {
-    #[allow(dead_code)]
-    file: std::fs::File,
-}
-
-impl RunLock {
-    /// Takes the lock, waiting up to `wait`; `Error::Locked` after that.
-    pub fn acquire(db: &Path, wait: Duration) -> Result<RunLock, Error> {
-        let _ = wait;
-        let mut p = db.as_os_str().to_owned();
-        p.push(".lock");
-        let path = PathBuf::from(p);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|source| Error::Io { path, source })?;
-        Ok(RunLock { file })
+/// Creates the database's directory if needed, with a clear error.
+pub(crate) fn ensure_parent(db: &Path) -> Result<(), Error> {
+    match db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => std::fs::create_dir_all(dir).map_err(|source| Error::Dir {
+            path: dir.to_path_buf(),
+            source,
+        }),
+        _ => Ok(()),
     }
 }

@@ -82,7 +82,7 @@ pub struct StatsArgs {
     /// Print blocked addresses only, one per line
     #[arg(long, conflicts_with = "addresses")]
     pub blocked: bool,
-    /// Limit --blocked to one site
+    /// Only this site (totals, addresses, --blocked)
     #[arg(long, value_name = "NAME")]
     pub site: Option<String>,
 }

@@ -220,9 +220,14 @@ fn block_cmd(g: &Global, config: &Config, a: &BlockArgs) -> anyhow::Result<Exit>
         wait: Duration::from_secs(a.wait),
         now: bouncectl::time::now(),
     };
-    let n = admin::block(config, &opts)?;
-    if !g.quiet {
-        eprintln!("bouncectl: {n} newly blocked");
+    let (site, n) = admin::block(config, &opts)?;
+    // Like check's summary line: stdout, silent with -q.
+    let mut out = io::stdout().lock();
+    if g.json {
+        let doc = serde_json::json!({"type": "block", "site": site, "newly_blocked": n});
+        output::line(&mut out, &doc);
+    } else if !g.quiet {
+        output::line(&mut out, &format_args!("{n} newly blocked in site {site}"));
     }
     Ok(Exit::Ok)
 }
@@ -243,8 +248,16 @@ fn reset_cmd(g: &Global, config: &Config, a: &ResetArgs) -> anyhow::Result<Exit>
         now: bouncectl::time::now(),
     };
     let n = admin::reset(config, &opts)?;
-    if !g.quiet {
-        eprintln!("bouncectl: {n} reset");
+    let mut out = io::stdout().lock();
+    if g.json {
+        let doc = serde_json::json!({"type": "reset", "site": a.site, "reset": n});
+        output::line(&mut out, &doc);
+    } else if !g.quiet {
+        let site = a
+            .site
+            .as_deref()
+            .map_or("every site".to_string(), |s| format!("site {s}"));
+        output::line(&mut out, &format_args!("{n} counters reset in {site}"));
     }
     Ok(Exit::Ok)
 }

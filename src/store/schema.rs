@@ -1,0 +1,180 @@
+//! Connection settings and the schema's migrations.
+//!
+//! Migrations are an append-only list keyed by `PRAGMA user_version` (the
+//! habit of cargo's `util/sqlite.rs`): entry N takes a database from version
+//! N to N+1. Never edit a shipped entry; add a new one. All pending entries
+//! run in one transaction at open, so a database is never half-migrated.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::Error;
+
+/// How long a statement waits for another connection's write lock (the
+/// mailer reading the block list, `stats` in another terminal) before
+/// failing with "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The schema, one entry per version.
+///
+/// Sizing for a million addresses: the write path of `check` touches, per
+/// counted recipient, one leaf each of `ledger`, `counters` and
+/// `events_address` (random keys) plus the append-only `events` and a few
+/// hot aggregate rows; every further index would add a random page to every
+/// commit's WAL writes, so there are no others on that path. `stats ADDRESS`
+/// probes `counters` by primary key per site (sites come from
+/// `site_totals`) and reads `events_address`; `--blocked` reads a partial
+/// index of blocked rows only; `stats` reads the aggregate tables, which
+/// `record`, `admin` and `totals` keep equal to a `GROUP BY` over `counters`
+/// and `events` inside the same transactions, so its cost does not grow
+/// with the number of addresses.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: counters, events, ledger, aggregates.
+    r#"
+    CREATE TABLE counters (
+        site         TEXT    NOT NULL,
+        address      TEXT    NOT NULL,          -- lowercased
+        domain       TEXT    NOT NULL,          -- after the last '@'
+        bounces      INTEGER NOT NULL DEFAULT 0,
+        last_at      INTEGER,                   -- time of the last event
+        blocked_at   INTEGER,                   -- NULL = not blocked
+        block_reason TEXT,
+        blocked_by   TEXT,                      -- limit | complaint | manual
+        PRIMARY KEY (site, address)
+    ) WITHOUT ROWID;
+    CREATE INDEX counters_blocked ON counters (site, address) WHERE blocked_at IS NOT NULL;
+
+    CREATE TABLE events (
+        id          INTEGER PRIMARY KEY,
+        site        TEXT    NOT NULL,
+        address     TEXT    NOT NULL,
+        reason      TEXT    NOT NULL,
+        status      TEXT,
+        diagnostic  TEXT,
+        at          INTEGER NOT NULL,
+        fingerprint BLOB    NOT NULL
+    );
+    CREATE INDEX events_address ON events (address, site);
+
+    -- Every processed message, whatever its kind: what makes a second run
+    -- count nothing twice and leave non-bounces unparsed.
+    CREATE TABLE ledger (
+        fingerprint BLOB    PRIMARY KEY,        -- SHA-256 of the content
+        kind        TEXT    NOT NULL,
+        site        TEXT    NOT NULL,           -- where it was first recorded
+        at          INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    -- Server identities (POP3 UIDL, IMAP UIDVALIDITY/UID) of ledger entries,
+    -- scoped by site, so a known message is skipped without fetching it.
+    CREATE TABLE ledger_uids (
+        site        TEXT NOT NULL,
+        source_uid  TEXT NOT NULL,
+        fingerprint BLOB NOT NULL REFERENCES ledger (fingerprint) ON DELETE CASCADE,
+        PRIMARY KEY (site, source_uid)
+    ) WITHOUT ROWID;
+
+    -- Aggregates for `stats`. A site's row stays (at zero) once it exists,
+    -- so `site_totals` also lists every site that has counters.
+    CREATE TABLE site_totals (
+        site      TEXT    PRIMARY KEY,
+        addresses INTEGER NOT NULL DEFAULT 0,
+        bounces   INTEGER NOT NULL DEFAULT 0,
+        blocked   INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE reason_totals (
+        site   TEXT    NOT NULL,
+        reason TEXT    NOT NULL,
+        events INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (site, reason)
+    ) WITHOUT ROWID;
+    CREATE TABLE domain_totals (
+        domain  TEXT    PRIMARY KEY,
+        bounces INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE INDEX domain_totals_top ON domain_totals (bounces DESC, domain) WHERE bounces > 0;
+    "#,
+];
+
+/// The schema version this build writes.
+pub fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Connection settings, applied at every open.
+///
+/// WAL lets the mailer read the block list while a run writes.
+/// `synchronous = FULL` because `check` deletes a message from the server
+/// right after the commit that records it: in WAL mode `NORMAL` may lose the
+/// last commits on power failure, and then the bounce would be lost for good.
+pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    // 64 MiB of page cache (the default is 2 MiB): a batch touches pages all
+    // over the million-row trees, and spilling them mid-transaction costs
+    // more than the memory.
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    // Upserts keep a statement journal; in memory it is a copy, not file I/O.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Each batch dirties a few random leaves per bounce (ledger, counters,
+    // events index), and with the default 1000-page autocheckpoint nearly
+    // every commit also checkpointed, writing those pages twice and syncing
+    // the database file. Checkpointing every ~40 MB of WAL writes a page
+    // changed by many batches once; it halved `cargo bench --bench store`.
+    // The WAL is cut back to 64 MiB after a checkpoint and removed when the
+    // last connection closes.
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    Ok(())
+}
+
+/// The database's schema version.
+pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+/// Brings the schema to [`current_version`] in one transaction. A database
+/// written by a newer bouncectl is refused rather than misread.
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Error> {
+    let open_err = |source| Error::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Cheap check first, so an up-to-date database (every run) takes no
+    // write lock here.
+    let found = version(conn).map_err(open_err)?;
+    if found == current_version() {
+        return Ok(());
+    }
+    if !(0..=current_version()).contains(&found) {
+        return Err(too_new(path, found));
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(open_err)?;
+    // Re-read under the write lock: another process may have migrated.
+    let found = version(&tx).map_err(open_err)?;
+    if !(0..=current_version()).contains(&found) {
+        return Err(too_new(path, found));
+    }
+    for step in &MIGRATIONS[found as usize..] {
+        tx.execute_batch(step).map_err(open_err)?;
+    }
+    tx.pragma_update(None, "user_version", current_version())
+        .map_err(open_err)?;
+    tx.commit().map_err(open_err)
+}
+
+fn too_new(path: &Path, found: i64) -> Error {
+    Error::TooNew {
+        path: path.to_path_buf(),
+        found,
+        supported: current_version(),
+    }
+}
