@@ -20,7 +20,7 @@ use crate::support::dovecot::{self, Dovecot, PASSWORD, USER};
 use crate::support::{bouncectl, fixtures, json_lines, run, stderr};
 
 /// Corpus bounces with exactly one hard `userunknown` recipient.
-fn hard_bounces() -> Vec<PathBuf> {
+pub(crate) fn hard_bounces() -> Vec<PathBuf> {
     let index = std::fs::read_to_string(fixtures().join("public.jsonl")).unwrap();
     let files: Vec<PathBuf> = index
         .lines()
@@ -37,7 +37,7 @@ fn hard_bounces() -> Vec<PathBuf> {
 
 /// `n` distinct bounces: corpus files with a unique first header, so each
 /// has its own fingerprint.
-fn distinct_bounces(n: usize) -> Vec<Vec<u8>> {
+pub(crate) fn distinct_bounces(n: usize) -> Vec<Vec<u8>> {
     let files = hard_bounces();
     (0..n)
         .map(|i| {
@@ -48,7 +48,7 @@ fn distinct_bounces(n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn not_bounces() -> Vec<Vec<u8>> {
+pub(crate) fn not_bounces() -> Vec<Vec<u8>> {
     ["is-not-bounce-01.eml", "is-not-bounce-02.eml"]
         .iter()
         .map(|f| std::fs::read(fixtures().join("maildir/not").join(f)).unwrap())
@@ -56,13 +56,13 @@ fn not_bounces() -> Vec<Vec<u8>> {
 }
 
 /// A temporary home with a config for one site on the test Dovecot.
-struct Setup {
-    home: tempfile::TempDir,
+pub(crate) struct Setup {
+    pub(crate) home: tempfile::TempDir,
 }
 
 impl Setup {
     /// `mailbox` is the body of `[site.mailbox]` minus the password source.
-    fn new(mailbox: &str, password: &str) -> Setup {
+    pub(crate) fn new(mailbox: &str, password: &str) -> Setup {
         let home = tempfile::tempdir().unwrap();
         let pw = home.path().join("password");
         std::fs::write(&pw, format!("{password}\n")).unwrap();
@@ -72,7 +72,7 @@ impl Setup {
     }
 
     /// (Re)writes the config; the database stays.
-    fn configure(&self, mailbox: &str) {
+    pub(crate) fn configure(&self, mailbox: &str) {
         let config = format!(
             "[[site]]\nname = \"lists\"\nbounce_limit = 0\n[site.mailbox]\n{mailbox}\n\
              username = \"{USER}\"\npassword_file = \"{}\"\ntimeout = 10\n",
@@ -81,11 +81,11 @@ impl Setup {
         std::fs::write(self.home.path().join("config.toml"), config).unwrap();
     }
 
-    fn check(&self) -> std::process::Output {
+    pub(crate) fn check(&self) -> std::process::Output {
         self.run(&["check"])
     }
 
-    fn run(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn run(&self, args: &[&str]) -> std::process::Output {
         let mut cmd = bouncectl(self.home.path());
         cmd.arg("--config")
             .arg(self.home.path().join("config.toml"))
@@ -97,7 +97,7 @@ impl Setup {
     }
 }
 
-fn pop3s(d: &Dovecot, after: &str) -> String {
+pub(crate) fn pop3s(d: &Dovecot, after: &str) -> String {
     format!(
         "protocol = \"pop3\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"implicit\"\n\
          ca_file = \"{}\"\nafter = \"{after}\"",
@@ -106,7 +106,7 @@ fn pop3s(d: &Dovecot, after: &str) -> String {
     )
 }
 
-fn imaps(d: &Dovecot, after: &str) -> String {
+pub(crate) fn imaps(d: &Dovecot, after: &str) -> String {
     format!(
         "protocol = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"implicit\"\n\
          ca_file = \"{}\"\nafter = \"{after}\"",
@@ -126,7 +126,7 @@ fn pop3_plain(port: u16) -> String {
 /// The summary of a clean local run over the same messages (a Maildir, a
 /// fresh database, the built-in configuration): what one server run that
 /// never failed must count.
-fn reference(mails: &[Vec<u8>]) -> Value {
+pub(crate) fn reference(mails: &[Vec<u8>]) -> Value {
     let home = tempfile::tempdir().unwrap();
     let maildir = home.path().join("Maildir");
     for sub in ["new", "cur", "tmp"] {
@@ -146,18 +146,18 @@ fn reference(mails: &[Vec<u8>]) -> Value {
 }
 
 /// Messages the reference run would leave on the server (`not_bounce`).
-fn kept(reference: &Value) -> usize {
+pub(crate) fn kept(reference: &Value) -> usize {
     reference["not_bounces"].as_u64().unwrap() as usize
 }
 
-fn summary(o: &std::process::Output) -> Value {
+pub(crate) fn summary(o: &std::process::Output) -> Value {
     let lines = json_lines(o);
     let s = lines.last().cloned().unwrap_or(Value::Null);
     assert_eq!(s["type"], "summary", "{lines:?}\n{}", stderr(o));
     s
 }
 
-fn code(o: &std::process::Output) -> i32 {
+pub(crate) fn code(o: &std::process::Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
