@@ -1,0 +1,317 @@
+//! The classification pipeline: parse once, then try the sources of truth in
+//! SPEC order — ARF, RFC 3464 fields, vendor texts, the returned message,
+//! VERP — and fall back to auto-reply or not-a-bounce.
+
+use super::dsn::{self, DsnRecipient};
+use super::mime::{self, Headers, Parsed};
+use super::reason::{self, Evidence, normalize};
+use super::vendors::{self, TextRecipient};
+use super::{Classification, Kind, Options, Reason, Recipient, arf, autoreply, scan};
+
+/// Most bytes of bounce text we read: the part that names recipients and
+/// reasons is at the top, and scanning a 50 MB body would only cost time.
+const MAX_TEXT: usize = 64 * 1024;
+
+/// Classifies one parsed message (see [`super::classify`]).
+pub fn run(raw: &[u8], opts: &Options) -> Classification {
+    let parsed = mime::parse(raw);
+    let message_id = parsed
+        .headers
+        .get("message-id")
+        .map(|v| v.trim().trim_start_matches('<').trim_end_matches('>').trim().to_string())
+        .filter(|v| !v.is_empty());
+    let mut c = decide(&parsed, opts);
+    c.message_id = message_id;
+    c
+}
+
+fn verdict(kind: Kind, recipients: Vec<Recipient>, explanation: Option<String>) -> Classification {
+    Classification { kind, message_id: None, recipients, feedback_type: None, explanation }
+}
+
+fn not_bounce(why: impl Into<String>) -> Classification {
+    verdict(Kind::NotBounce, Vec::new(), Some(why.into()))
+}
+
+/// The human-readable text of the message: its text parts (HTML only when
+/// there is no plain text), outside the returned original, capped.
+fn body_text(p: &Parsed<'_>) -> String {
+    let is_text = |m: &str| m == "text/plain" || m == "text/enriched" || m == "message/delivery-status-text";
+    let has_plain = p.leaves.iter().any(|l| is_text(&l.ctype.mime));
+    let mut out = String::new();
+    for leaf in &p.leaves {
+        let mime = leaf.ctype.mime.as_str();
+        let wanted = is_text(mime) || (!has_plain && mime == "text/html");
+        if !wanted || arf::is_original_part(mime) {
+            continue;
+        }
+        let text = leaf.text();
+        let text = if mime == "text/html" { strip_tags(&text) } else { text.into_owned() };
+        let room = MAX_TEXT.saturating_sub(out.len());
+        out.push_str(cut(&text, room));
+        out.push('\n');
+        if out.len() >= MAX_TEXT {
+            break;
+        }
+    }
+    out
+}
+
+/// The longest prefix of `s` of at most `max` bytes on a char boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len().min(MAX_TEXT));
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&nbsp;", " ").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+fn decide(p: &Parsed<'_>, opts: &Options) -> Classification {
+    if arf::is_feedback(p) {
+        let fb = arf::read(p);
+        let recipients = fb
+            .address
+            .into_iter()
+            .map(|address| Recipient {
+                address,
+                status: None,
+                reply_code: None,
+                action: None,
+                diagnostic: None,
+                reason: Reason::Feedback,
+                hard: None,
+            })
+            .collect();
+        let mut c = verdict(Kind::Complaint, recipients, None);
+        c.feedback_type = fb.feedback_type;
+        return c;
+    }
+
+    let full = body_text(p);
+    let (error, rest) = vendors::split_original(&full);
+    let error_lower = normalize(error);
+
+    let dsn_text: Option<String> = p
+        .leaves
+        .iter()
+        .find(|l| matches!(l.ctype.mime.as_str(), "message/delivery-status" | "message/global-delivery-status" | "text/delivery-status"))
+        .map(|l| l.text().into_owned());
+    let mut dsn = dsn_text.as_deref().map(dsn::parse).unwrap_or_default();
+    if dsn.is_empty() && error_lower.contains("final-recipient:") {
+        dsn = dsn::parse(error);
+    }
+
+    let original: Option<Headers> = p
+        .leaves
+        .iter()
+        .find(|l| arf::is_original_part(&l.ctype.mime))
+        .map(|l| mime::parse_headers(mime::split_head(&l.body).0))
+        .filter(|h| !h.is_empty())
+        .or_else(|| vendors::quoted_headers(rest));
+
+    let exclude = sender_addresses(&p.headers, original.as_ref());
+    let mut texts = vendors::recipients(error, &exclude);
+    if let Some(failed) = p.headers.get("x-failed-recipients") {
+        let listed: Vec<String> = scan::addresses(failed).into_iter().map(|(_, a)| a).collect();
+        if !listed.is_empty() {
+            let mut ordered: Vec<TextRecipient> = Vec::new();
+            for a in listed {
+                let text = texts.iter().find(|t| t.address.eq_ignore_ascii_case(&a)).map(|t| t.text.clone());
+                ordered.push(TextRecipient { address: a, text: text.unwrap_or_default() });
+            }
+            texts = ordered;
+        }
+    }
+
+    if !dsn.is_empty() {
+        return from_dsn(&dsn, &texts, &error_lower);
+    }
+
+    let bounce_sign = vendors::bounce_signs(&p.headers, &error_lower);
+    if let Some(sign) = bounce_sign {
+        let one = texts.len() == 1;
+        let mut recipients: Vec<Recipient> =
+            texts.iter().map(|t| recipient(&t.address, None, None, None, &t.text, if one { error } else { "" })).collect();
+        if recipients.is_empty()
+            && let Some(a) = original.as_ref().and_then(|h| h.get("to")).and_then(scan::header_address)
+        {
+            recipients.push(recipient(&a, None, None, None, error, ""));
+        }
+        if recipients.is_empty()
+            && let Some(a) = opts.verp.as_ref().and_then(|v| v.recipient(&p.headers))
+        {
+            recipients.push(recipient(&a, None, None, None, error, ""));
+        }
+        if recipients.is_empty() {
+            return not_bounce(format!("looks like a bounce ({sign}) but names no recipient"));
+        }
+        return verdict(Kind::Bounce, recipients, None);
+    }
+
+    if let Some(sign) = autoreply::signs(&p.headers, &error_lower) {
+        let replier = p.headers.get("from").and_then(scan::header_address);
+        let recipients = replier
+            .map(|address| Recipient {
+                address,
+                status: None,
+                reply_code: None,
+                action: None,
+                diagnostic: None,
+                reason: Reason::Vacation,
+                hard: None,
+            })
+            .into_iter()
+            .collect();
+        return verdict(Kind::AutoReply, recipients, Some(format!("auto-reply: {sign}")));
+    }
+
+    if p.headers.is_empty() {
+        return not_bounce("no header fields: not a mail message");
+    }
+    not_bounce("no delivery status, bounce text or auto-reply sign")
+}
+
+/// Addresses that belong to the sender side: never a failed recipient.
+fn sender_addresses(top: &Headers, original: Option<&Headers>) -> Vec<String> {
+    let mut out = Vec::new();
+    let names = ["from", "to", "cc", "return-path", "delivered-to", "x-original-to", "envelope-to", "reply-to"];
+    for name in names {
+        for v in top.get_all(name) {
+            out.extend(scan::addresses(v).into_iter().map(|(_, a)| a.to_ascii_lowercase()));
+        }
+    }
+    if let Some(h) = original {
+        for name in ["from", "return-path", "sender", "reply-to"] {
+            for v in h.get_all(name) {
+                out.extend(scan::addresses(v).into_iter().map(|(_, a)| a.to_ascii_lowercase()));
+            }
+        }
+    }
+    out
+}
+
+fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) -> Classification {
+    let success = |r: &DsnRecipient| {
+        matches!(r.action.as_deref(), Some("delivered" | "relayed" | "expanded" | "deliverable"))
+            || r.status.as_deref().is_some_and(|s| s.starts_with('2'))
+    };
+    let failed: Vec<&DsnRecipient> = dsn.iter().filter(|r| !success(r)).collect();
+    if failed.is_empty() {
+        return not_bounce("delivery status notification reports success");
+    }
+    let delayed = |r: &&DsnRecipient| {
+        r.action.as_deref() == Some("delayed") || r.status.as_deref().is_some_and(|s| s.starts_with('4')) && r.action.is_none()
+    };
+    let kind = if failed.iter().all(delayed) { Kind::Delayed } else { Kind::Bounce };
+    let one = failed.len() == 1;
+    let recipients = failed
+        .iter()
+        .filter_map(|r| {
+            let address = r.address()?;
+            let text = texts
+                .iter()
+                .find(|t| {
+                    t.address.eq_ignore_ascii_case(address)
+                        || r.original_rcpt.as_deref().is_some_and(|o| t.address.eq_ignore_ascii_case(o))
+                })
+                .map(|t| t.text.as_str())
+                .unwrap_or("");
+            let diagnostic = r.diagnostic.clone().unwrap_or_default();
+            let extra = if one { error_lower } else { "" };
+            let mut rc = recipient(address, r.status.as_deref(), r.action.as_deref(), r.diag_type.as_deref(), &diagnostic, text);
+            if rc.reason == Reason::OnHold || rc.reason == Reason::Undefined {
+                let again = recipient(address, r.status.as_deref(), r.action.as_deref(), r.diag_type.as_deref(), &diagnostic, extra);
+                rc.reason = again.reason;
+                rc.hard = again.hard;
+            }
+            if rc.diagnostic.is_none() && !text.trim().is_empty() {
+                rc.diagnostic = Some(text.split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+            Some(rc)
+        })
+        .collect::<Vec<_>>();
+    if recipients.is_empty() {
+        return not_bounce("delivery status notification names no recipient");
+    }
+    verdict(kind, recipients, None)
+}
+
+/// The SMTP command a diagnostic says was rejected, when it says so.
+fn command(text: &str) -> Option<&'static str> {
+    const COMMANDS: &[(&str, &str)] = &[
+        ("end of data", "DATA"),
+        ("after data", "DATA"),
+        ("reply to data", "DATA"),
+        (">>> data", "DATA"),
+        ("rcpt to", "RCPT"),
+        (">>> rcpt", "RCPT"),
+        ("mail from", "MAIL"),
+        (">>> mail", "MAIL"),
+        ("initial connection", "CONN"),
+        ("connected to", "CONN"),
+        ("ehlo", "EHLO"),
+        ("helo", "HELO"),
+    ];
+    COMMANDS.iter().find(|(p, _)| text.contains(p)).map(|(_, c)| *c)
+}
+
+/// Builds one recipient from what we know. `diagnostic` is the server's
+/// text; `more` is surrounding bounce text used only to find the reason
+/// and codes when the diagnostic lacks them.
+fn recipient(
+    address: &str,
+    status: Option<&str>,
+    action: Option<&str>,
+    diag_type: Option<&str>,
+    diagnostic: &str,
+    more: &str,
+) -> Recipient {
+    let diag_norm = normalize(diagnostic);
+    let more_norm = normalize(more);
+    let text = if more_norm.is_empty() || diag_norm.contains(&more_norm) {
+        diag_norm.clone()
+    } else {
+        format!("{diag_norm} {more_norm}")
+    };
+    let text_status = scan::status_code(&diag_norm).or_else(|| scan::status_code(&more_norm));
+    let status = match status {
+        Some(s) if !s.ends_with(".0.0") || text_status.is_none() => Some(s),
+        _ => text_status.or(status),
+    };
+    let reply_code = scan::reply_code(&diag_norm).or_else(|| scan::reply_code(&more_norm));
+    let action = action.map(str::to_string).or_else(|| status.map(|s| if s.starts_with('4') { "delayed" } else { "failed" }.to_string())).or(Some("failed".into()));
+    let ev = Evidence { status, reply_code, text: &text, action: action.as_deref(), command: command(&text), diag_type };
+    let reason = reason::decide(&ev);
+    let permanent = status.map_or_else(|| reply_code.is_none_or(|c| c >= 500), |s| s.starts_with('5'));
+    let diagnostic = if diagnostic.trim().is_empty() { more.trim() } else { diagnostic.trim() };
+    let diagnostic = diagnostic.split_whitespace().collect::<Vec<_>>().join(" ");
+    Recipient {
+        address: address.to_string(),
+        status: status.map(str::to_string),
+        reply_code,
+        action,
+        diagnostic: Some(cut(&diagnostic, 1000).to_string()).filter(|d| !d.is_empty()),
+        reason,
+        hard: reason.hardness(permanent),
+    }
+}

@@ -1,0 +1,158 @@
+//! Deciding a recipient's [`Reason`] from the three things a bounce tells us:
+//! the enhanced status code, the SMTP reply code and the diagnostic text.
+//!
+//! Specific statements beat generic ones: a status such as `5.2.2` or a
+//! phrase such as "mailbox full" decides at once (in the order of
+//! [`FIRST_ORDER`]); generic codes (`5.0.0`, `5.7.1`) only decide when no
+//! phrase says more.
+
+use super::Reason;
+use super::rules::{PHRASES, SECOND_PHRASES, status_reason, text_is};
+
+/// What we know about one failed recipient.
+#[derive(Debug, Default, Clone)]
+pub struct Evidence<'a> {
+    /// Enhanced status code, e.g. `5.1.1`.
+    pub status: Option<&'a str>,
+    /// SMTP reply code.
+    pub reply_code: Option<u16>,
+    /// The diagnostic text, normalised with [`normalize`].
+    pub text: &'a str,
+    /// RFC 3464 Action.
+    pub action: Option<&'a str>,
+    /// The SMTP command the server rejected (`RCPT`, `DATA`, ...), when known.
+    pub command: Option<&'a str>,
+    /// The Diagnostic-Code type (`smtp`, `x-unix`, ...), lowercase.
+    pub diag_type: Option<&'a str>,
+}
+
+/// Reasons whose status code or phrase decides at once, in priority order.
+const FIRST_ORDER: &[Reason] = &[
+    Reason::MailboxFull,
+    Reason::MesgTooBig,
+    Reason::ExceedLimit,
+    Reason::Suspend,
+    Reason::HasMoved,
+    Reason::NoRelaying,
+    Reason::AuthFailure,
+    Reason::UserUnknown,
+    Reason::Filtered,
+    Reason::RequirePtr,
+    Reason::NotCompliantRfc,
+    Reason::BadReputation,
+    Reason::Rejected,
+    Reason::HostUnknown,
+    Reason::SpamDetected,
+    Reason::Speeding,
+    Reason::TooManyConn,
+    Reason::Blocked,
+];
+
+/// Status-derived reasons that a phrase may still refine.
+const REFINABLE: &[Reason] =
+    &[Reason::Undefined, Reason::OnHold, Reason::SystemError, Reason::SecurityError, Reason::NetworkError];
+
+/// Lowercases and collapses whitespace runs to one space.
+pub fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut space = false;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+/// The reason for one recipient.
+pub fn decide(e: &Evidence<'_>) -> Reason {
+    let text = e.text;
+    let by_code = e.status.and_then(status_reason);
+    let before_data = matches!(e.command, Some("CONN" | "EHLO" | "HELO" | "MAIL" | "RCPT"));
+    for &r in FIRST_ORDER {
+        if by_code == Some(r) {
+            if r == Reason::UserUnknown && other_than_user_unknown(text) {
+                continue;
+            }
+            return r;
+        }
+        if r == Reason::SpamDetected && before_data {
+            continue;
+        }
+        if text_is(PHRASES, r, text) {
+            return r;
+        }
+    }
+    let refinable = by_code.is_none_or(|r| REFINABLE.contains(&r) || r == Reason::UserUnknown);
+    if !refinable && let Some(r) = by_code {
+        return r;
+    }
+    for (r, _) in SECOND_PHRASES {
+        if text_is(SECOND_PHRASES, *r, text) {
+            return *r;
+        }
+    }
+    if let Some(r) = by_code.filter(|r| *r != Reason::UserUnknown) {
+        return r;
+    }
+    let class = e.status.map(|s| s.get(..3).unwrap_or(s));
+    if matches!(class, Some("5.6" | "4.6")) {
+        return Reason::ContentError;
+    }
+    if matches!(class, Some("5.7" | "4.7")) {
+        return Reason::SecurityError;
+    }
+    if matches!(e.diag_type, Some("x-unix" | "x-postfix")) {
+        return Reason::MailerError;
+    }
+    if matches!(e.reply_code, Some(500..=504)) || matches!(class, Some("5.5")) && e.status != Some("5.5.0") {
+        return Reason::SyntaxError;
+    }
+    if matches!(e.action, Some("delayed" | "expired")) {
+        return Reason::Expired;
+    }
+    if matches!(e.command, Some("EHLO" | "HELO" | "CONN")) {
+        return Reason::Blocked;
+    }
+    if !text.is_empty() { Reason::OnHold } else { Reason::Undefined }
+}
+
+/// A 5.1.1 whose text says the real cause is something else.
+fn other_than_user_unknown(text: &str) -> bool {
+    [Reason::NoRelaying, Reason::Blocked, Reason::MailboxFull, Reason::HasMoved, Reason::Rejected]
+        .iter()
+        .any(|&r| text_is(PHRASES, r, text))
+        || text_is(SECOND_PHRASES, Reason::NotAccept, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(status: &str, text: &str) -> Reason {
+        let t = normalize(text);
+        decide(&Evidence { status: Some(status), text: &t, ..Evidence::default() })
+    }
+
+    #[test]
+    fn specific_status_decides() {
+        assert_eq!(reason("5.2.2", "whatever"), Reason::MailboxFull);
+    }
+
+    #[test]
+    fn generic_status_is_refined_by_text() {
+        assert_eq!(reason("5.0.0", "550 User unknown"), Reason::UserUnknown);
+        assert_eq!(reason("5.7.1", "Message rejected as spam"), Reason::SpamDetected);
+    }
+
+    #[test]
+    fn no_evidence_is_undefined() {
+        assert_eq!(reason("", ""), Reason::Undefined);
+    }
+}

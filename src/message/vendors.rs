@@ -1,0 +1,257 @@
+//! Bounces that carry no DSN: the human-readable texts of qmail, Exim,
+//! Sendmail, Exchange, Gmail, Yahoo and the rest. They differ in wording but
+//! share a shape — an introduction, then each failed address followed by the
+//! server's reply, then a separator and the returned message — so one
+//! scanner driven by the tables below reads them all.
+
+use super::mime::{Headers, parse_headers, split_head};
+use super::scan;
+
+/// Lines (lowercase substrings) that start the returned original message in
+/// a plain-text bounce.
+const ORIGINAL_MARKERS: &[&str] = &[
+    "below this line is a copy of the message",
+    "original message follows",
+    "this is a copy of the message",
+    "the header of the original message is following",
+    "original message header",
+    "original message headers",
+    "unsent message below",
+    "returned message",
+    "content-type: message/rfc822",
+    "message text follows",
+    "headers of the original message",
+    "the original message was",
+    "original message --",
+    "undelivered message headers",
+    "message headers follow",
+    "included is a copy of the message",
+    "here is a copy of the first part of the message",
+    "the header of the message",
+    "original mail",
+    "your message reads (in part)",
+    "original message:",
+    "----- message header",
+    "message header follows",
+];
+
+/// Phrases (lowercase) that only bounce texts use; one of them, a
+/// mailer-daemon sender or a bounce subject marks a message as a bounce.
+const BOUNCE_PHRASES: &[&str] = &[
+    "this is the mail system at host",
+    "i'm afraid i wasn't able to deliver",
+    "this message was created automatically by mail delivery software",
+    "the following addresses had permanent fatal errors",
+    "delivery to the following recipient failed",
+    "delivery to the following recipients failed",
+    "could not be delivered to",
+    "your message did not reach some or all of the intended recipients",
+    "delivery has failed to these recipients",
+    "your message could not be delivered",
+    "message could not be delivered",
+    "undeliverable",
+    "delivery failure",
+    "permanent error",
+    "permanent failure",
+    "unable to deliver",
+    "failed to deliver",
+    "was not delivered",
+    "returned to sender",
+    "delivery status notification",
+    "smtp error from remote",
+    "transcript of session follows",
+    "the following message to",
+    "error for recipient",
+    "could not deliver",
+    "mail delivery failed",
+    "failed recipient",
+    "message you sent",
+];
+
+/// Subjects (lowercase substrings) of bounces.
+const BOUNCE_SUBJECTS: &[&str] = &[
+    "undeliver",
+    "undelivered",
+    "delivery status",
+    "delivery failure",
+    "delivery failed",
+    "delivery notification",
+    "delivery problem",
+    "failure notice",
+    "failed delivery",
+    "mail delivery",
+    "returned mail",
+    "return mail",
+    "mail system error",
+    "non remis",
+    "nondeliverable",
+    "non-deliverable",
+    "not delivered",
+    "could not be delivered",
+    "bounce",
+    "rejected",
+    "error",
+    "failure",
+    "fail",
+    "warning",
+    "delayed",
+    "unzustellbar",
+    "no se puede entregar",
+    "メール配信",
+    "配信",
+];
+
+/// Local parts (lowercase) of bounce senders.
+const DAEMON_LOCALS: &[&str] =
+    &["mailer-daemon", "mailer_daemon", "maildaemon", "mail-daemon", "postmaster", "mdaemon", "bounce", "bounces", "nobody"];
+
+/// Header-like lines whose addresses never name the failed recipient.
+const SKIP_LINE_PREFIXES: &[&str] = &[
+    "from:",
+    "reply-to:",
+    "sender:",
+    "return-path:",
+    "message-id:",
+    "in-reply-to:",
+    "references:",
+    "received:",
+    "x-",
+    "dkim-signature:",
+    "list-",
+    "subject:",
+    "mail from",
+    ">>> mail from",
+    "envelope-from",
+    "errors-to:",
+    "authentication-results:",
+    "arc-",
+    "reporting-mta:",
+    "received-from-mta:",
+];
+
+/// How strongly a message looks like a bounce (besides DSN parts).
+pub fn bounce_signs(h: &Headers, text_lower: &str) -> Option<&'static str> {
+    if h.get("x-failed-recipients").is_some() {
+        return Some("X-Failed-Recipients header");
+    }
+    let from = h.get("from").unwrap_or("").to_ascii_lowercase();
+    let from_addr = scan::header_address(&from).unwrap_or_default();
+    let local = from_addr.split('@').next().unwrap_or("");
+    let daemon = DAEMON_LOCALS.iter().any(|d| local == *d || local.starts_with(&format!("{d}-")))
+        || from.contains("mailer-daemon")
+        || from.contains("mail delivery")
+        || from.contains("postmaster");
+    let subject = h.get("subject").unwrap_or("").to_lowercase();
+    let bounce_subject = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
+    let phrase = BOUNCE_PHRASES.iter().any(|p| text_lower.contains(p));
+    match (daemon, bounce_subject, phrase) {
+        (true, _, true) | (true, true, _) => Some("sent by a mail system with a bounce text"),
+        (_, true, true) => Some("bounce subject and text"),
+        _ => None,
+    }
+}
+
+/// Cuts `text` at the first line that starts the returned message; returns
+/// the error part and the rest.
+pub fn split_original(text: &str) -> (&str, &str) {
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        let l = line.trim().to_ascii_lowercase();
+        let separator = l.starts_with("--") || l.starts_with("==") || l.starts_with("__") || l.starts_with("**");
+        let marker = ORIGINAL_MARKERS.iter().any(|m| l.contains(m))
+            && (separator || l.len() < 100)
+            && !l.starts_with(">>>")
+            && !l.starts_with("<<<");
+        if marker && pos > 0 {
+            return (&text[..pos], &text[pos + line.len()..]);
+        }
+        pos += line.len();
+    }
+    (text, "")
+}
+
+/// The headers of a returned message quoted as text after the separator.
+pub fn quoted_headers(rest: &str) -> Option<Headers> {
+    let start = rest.trim_start_matches(['\r', '\n', ' ']);
+    let (head, _) = split_head(start.as_bytes());
+    let h = parse_headers(head);
+    (h.get("to").is_some() || h.get("from").is_some()).then_some(h)
+}
+
+/// One recipient found in a bounce text, with the lines that talk about it.
+#[derive(Debug, Clone)]
+pub struct TextRecipient {
+    /// The failed address.
+    pub address: String,
+    /// The lines around each mention, joined.
+    pub text: String,
+}
+
+/// Finds failed recipients in the error part of a bounce text. `exclude`
+/// holds addresses (lowercase) that are the sender's, never a recipient.
+pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
+    let lines: Vec<&str> = error.lines().take(2000).collect();
+    let mut found: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let l = line.trim_start().to_ascii_lowercase();
+        if SKIP_LINE_PREFIXES.iter().any(|p| l.starts_with(p)) || l.contains("mailto:") {
+            continue;
+        }
+        for (_, addr) in scan::addresses(line) {
+            let lower = addr.to_ascii_lowercase();
+            let local = lower.split('@').next().unwrap_or("");
+            if exclude.contains(&lower) || DAEMON_LOCALS.contains(&local) {
+                continue;
+            }
+            match found.iter_mut().find(|(a, _)| a.eq_ignore_ascii_case(&addr)) {
+                Some((_, at)) => at.push(i),
+                None => found.push((addr, vec![i])),
+            }
+        }
+    }
+    let mention_lines: Vec<usize> = found.iter().flat_map(|(_, at)| at.iter().copied()).collect();
+    found
+        .into_iter()
+        .map(|(address, at)| {
+            let mut text = String::new();
+            for &i in &at {
+                text.push_str(lines[i]);
+                text.push('\n');
+                let mut blank_seen = false;
+                for (j, next) in lines.iter().enumerate().skip(i + 1).take(8) {
+                    if mention_lines.contains(&j) && !at.contains(&j) {
+                        break;
+                    }
+                    if next.trim().is_empty() {
+                        // One blank line may separate an address from its
+                        // reply (Gmail, Exchange); a second ends the block.
+                        if blank_seen || text.lines().count() > 2 {
+                            break;
+                        }
+                        blank_seen = true;
+                        continue;
+                    }
+                    text.push_str(next);
+                    text.push('\n');
+                }
+            }
+            TextRecipient { address, text }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qmail_text_names_the_recipient_and_reply() {
+        let text = "Hi. This is the qmail-send program at mx.example.jp.\nI'm afraid I wasn't able to deliver your message.\n\n<kijitora@example.jp>:\n192.0.2.1 does not like recipient.\nRemote host said: 550 5.1.1 <kijitora@example.jp>... User Unknown\n\n--- Below this line is a copy of the message.\n\nFrom: neko@example.org\n";
+        let (err, rest) = split_original(text);
+        assert!(rest.starts_with("\nFrom:"));
+        let r = recipients(err, &["neko@example.org".into()]);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].address, "kijitora@example.jp");
+        assert!(r[0].text.contains("User Unknown"));
+    }
+}
