@@ -194,7 +194,7 @@ fn decide(p: &Parsed<'_>, opts: &Options) -> Classification {
 /// Addresses that belong to the sender side: never a failed recipient.
 fn sender_addresses(top: &Headers, original: Option<&Headers>) -> Vec<String> {
     let mut out = Vec::new();
-    let names = ["from", "to", "cc", "return-path", "delivered-to", "x-original-to", "envelope-to", "reply-to"];
+    let names = ["from", "to", "cc", "return-path", "reply-to"];
     for name in names {
         for v in top.get_all(name) {
             out.extend(scan::addresses(v).into_iter().map(|(_, a)| a.to_ascii_lowercase()));
@@ -260,6 +260,11 @@ fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) ->
 fn command(text: &str) -> Option<&'static str> {
     const COMMANDS: &[(&str, &str)] = &[
         ("end of data", "DATA"),
+        ("data command", "DATA"),
+        ("rcpt command", "RCPT"),
+        ("our rcpt", "RCPT"),
+        ("after rcpt", "RCPT"),
+        ("mail command", "MAIL"),
         ("after data", "DATA"),
         ("reply to data", "DATA"),
         (">>> data", "DATA"),

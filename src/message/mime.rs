@@ -345,7 +345,14 @@ pub fn parse(raw: &[u8]) -> Parsed<'_> {
             }
             if let Some(boundary) = ctype.param("boundary").filter(|b| !b.is_empty()) {
                 let children = split_multipart(body, boundary.as_bytes());
-                stack.extend(children.into_iter().rev().map(|c| (c, depth + 1)));
+                if !children.is_empty() {
+                    stack.extend(children.into_iter().rev().map(|c| (c, depth + 1)));
+                    continue;
+                }
+                // No delimiter at all: read the body as plain text.
+                let body = &body[..body.len().min(MAX_DECODE)];
+                let ctype = ContentType::parse(None);
+                leaves.push(Leaf { headers: part_headers, ctype, body: Cow::Borrowed(body), depth });
                 continue;
             }
         }

@@ -75,18 +75,41 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
     let text = e.text;
     let by_code = e.status.and_then(status_reason);
     let before_data = matches!(e.command, Some("CONN" | "EHLO" | "HELO" | "MAIL" | "RCPT"));
+    let says_unknown = text_is(PHRASES, Reason::UserUnknown, text);
     for &r in FIRST_ORDER {
-        if by_code == Some(r) {
-            if r == Reason::UserUnknown && other_than_user_unknown(text) {
-                continue;
+        match r {
+            Reason::UserUnknown => {
+                // "User unknown" means an unknown user only when the server
+                // said so to RCPT or with x.1.1; after DATA it is a filter
+                // speaking (Japanese carriers, per-user filters).
+                let by_status = by_code == Some(r) && !other_than_user_unknown(text);
+                let rcpt = match e.command {
+                    Some(c) => c == "RCPT",
+                    None => by_code != Some(Reason::Filtered),
+                };
+                if by_status || (rcpt && says_unknown) {
+                    return r;
+                }
             }
-            return r;
-        }
-        if r == Reason::SpamDetected && before_data {
-            continue;
-        }
-        if text_is(PHRASES, r, text) {
-            return r;
+            Reason::Filtered => {
+                if by_code == Some(Reason::Suspend) {
+                    continue;
+                }
+                let says = says_unknown || text_is(PHRASES, r, text);
+                if by_code == Some(r) || (!before_data && says) {
+                    return r;
+                }
+            }
+            Reason::SpamDetected if before_data => {
+                if by_code == Some(r) {
+                    return r;
+                }
+            }
+            _ => {
+                if by_code == Some(r) || text_is(PHRASES, r, text) {
+                    return r;
+                }
+            }
         }
     }
     let refinable = by_code.is_none_or(|r| REFINABLE.contains(&r) || r == Reason::UserUnknown);
@@ -125,7 +148,7 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
 
 /// A 5.1.1 whose text says the real cause is something else.
 fn other_than_user_unknown(text: &str) -> bool {
-    [Reason::NoRelaying, Reason::Blocked, Reason::MailboxFull, Reason::HasMoved, Reason::Rejected]
+    [Reason::NoRelaying, Reason::Blocked, Reason::MailboxFull, Reason::HasMoved, Reason::Rejected, Reason::Filtered, Reason::Speeding]
         .iter()
         .any(|&r| text_is(PHRASES, r, text))
         || text_is(SECOND_PHRASES, Reason::NotAccept, text)

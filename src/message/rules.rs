@@ -30,9 +30,10 @@ pub fn status_reason(status: &str) -> Option<Reason> {
         ("1", "9") => SystemError,
         ("1", "10") => NotAccept,
         ("2", "0") | ("2", "4") if class == "5" => Filtered,
+        // Mailbox disabled: in practice servers send it for unknown users.
         ("2", "1") => {
             if class == "5" {
-                Filtered
+                UserUnknown
             } else {
                 Suspend
             }
@@ -231,6 +232,11 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::UserUnknown,
         &[
+            "the recipient name is not recognized",
+            "address couldn't be found",
+            "address could not be found",
+            "invalid final delivery userid",
+            "user not found",
             "#5.1.1 bad address",
             "550 address invalid",
             "5.1.0 address rejected.",
@@ -310,7 +316,6 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
             "user missing home directory",
             "user not active",
             "user not exist",
-            "user not found",
             "user not known",
             "user unknown",
             "utilisateur inconnu",
@@ -333,11 +338,8 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
             "user * does not exist",
             "user (*) unknown",
             "no such local user",
-            "address rejected",
             "addressee unknown",
             "not our customer",
-            "mailbox unavailable",
-            "unrouteable address",
         ],
     ),
     (
@@ -353,7 +355,6 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
             "refused due to recipient preferences",
             "resolver.rst.notauthorized",
             "this account is protected by",
-            "user not found",
             "user reject",
             "refuse to receive mail",
             "you have been blocked by the recipient",
@@ -420,6 +421,7 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::Rejected,
         &[
+            "can't determine purported responsible address",
             "5.1.0 address rejected",
             "sender ip address rejected",
             "access denied (in reply to mail from command)",
@@ -474,13 +476,13 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
             "sender address rejected",
             "sender domain must exist",
             "domain of sender address * does not exist",
-            "was rejected by the recipient domain",
             "sender was rejected",
         ],
     ),
     (
         Reason::HostUnknown,
         &[
+            "dns lookup failure: host",
             "domain does not exist",
             "domain is not reachable",
             "domain must exist",
@@ -587,7 +589,7 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
             "unsolicited mail",
         ],
     ),
-    (Reason::Speeding, &["mail sent from your ip address has been temporarily rate limited", "please slow down", "rate limited", "sending rate"]),
+    (Reason::Speeding, &["receiving mail at a rate that", "has sent to too many recipients this hour", "mail sent from your ip address has been temporarily rate limited", "please slow down", "rate limited", "sending rate"]),
     (
         Reason::TooManyConn,
         &[
@@ -686,7 +688,6 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
             ".abuseat.org",
             "client host rejected",
             "listed in",
-            "blacklisted",
             "blocklist",
             "your ip",
             "not allowed to send mail",
@@ -745,6 +746,7 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::SecurityError,
         &[
+            "smtp authentication",
             "authentication failed",
             "authentication required",
             "authentication turned on in your email client",
@@ -791,6 +793,10 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::NetworkError,
         &[
+            "dns type 'mx' lookup of",
+            "network error on destination",
+            "dns query failed",
+            "dns error",
             "could not connect and send the mail to",
             "dns records for the destination computer could not be found",
             "hop count exceeded - possible mail loop",
@@ -812,6 +818,9 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::Expired,
         &[
+            "could not deliver for the last",
+            "did not accept our requests to connect",
+            "message expired",
             "connection timed out",
             "could not find a gateway for",
             "delivery attempts will continue to be",
@@ -854,6 +863,8 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::NotAccept,
         &[
+            "no mx found for domain",
+            "indicated no smtp service",
             "does not accept mail (nullmx)",
             "host/domain does not accept mail",
             "host does not accept mail",
@@ -864,7 +875,7 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
             "null mx",
         ],
     ),
-    (Reason::MailerError, &["x-unix; ", "command died with status", "command output:", "procmail: ", "mail.local: ", "exit code"]),
+    (Reason::MailerError, &["pipe to |", "x-unix; ", "command died with status", "command output:", "procmail: ", "mail.local: ", "exit code"]),
 ];
 
 /// Does `text` (lowercase, whitespace collapsed) contain `pattern`, where

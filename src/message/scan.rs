@@ -23,12 +23,23 @@ pub fn addresses(text: &str) -> Vec<(usize, String)> {
         let at = i + off;
         i = at + 1;
         let mut s = at;
-        while s > 0 && at - s < MAX_LOCAL && is_local_char(b[s - 1]) {
+        if at > 0 && b[at - 1] == b'"' {
+            // A quoted local part: `"john..doe"@example.org`.
+            if let Some(q) = b[at.saturating_sub(MAX_LOCAL + 1)..at - 1].iter().rposition(|&c| c == b'"') {
+                let q = at.saturating_sub(MAX_LOCAL + 1) + q;
+                let local = &text[q..at];
+                if !local[1..local.len() - 1].contains(['"', ' ', '<', '>']) && local.len() > 2 {
+                    s = q;
+                }
+            }
+        }
+        let quoted = s < at && b[s] == b'"';
+        while !quoted && s > 0 && at - s < MAX_LOCAL && is_local_char(b[s - 1]) {
             s -= 1;
         }
         // A local part does not start or end with a dot; quote chars are
         // more often punctuation around the address than part of it.
-        while s < at && matches!(b[s], b'.' | b'\'' | b'=' | b'/' | b'{' | b'|') {
+        while !quoted && s < at && matches!(b[s], b'.' | b'\'' | b'=' | b'/' | b'{' | b'|') {
             s += 1;
         }
         let mut e = at + 1;
@@ -46,7 +57,7 @@ pub fn addresses(text: &str) -> Vec<(usize, String)> {
             continue;
         }
         let local = &text[s..at];
-        if local.ends_with('.') {
+        if local.ends_with('.') && !quoted {
             continue;
         }
         out.push((s, format!("{}@{}", local, domain.to_ascii_lowercase())));

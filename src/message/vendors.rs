@@ -8,31 +8,32 @@ use super::mime::{Headers, parse_headers, split_head};
 use super::scan;
 
 /// Lines (lowercase substrings) that start the returned original message in
-/// a plain-text bounce.
+/// a plain-text bounce, wherever they appear.
 const ORIGINAL_MARKERS: &[&str] = &[
     "below this line is a copy of the message",
     "original message follows",
     "this is a copy of the message",
     "the header of the original message is following",
-    "original message header",
-    "original message headers",
     "unsent message below",
-    "returned message",
     "content-type: message/rfc822",
-    "message text follows",
     "headers of the original message",
-    "the original message was",
-    "original message --",
     "undelivered message headers",
     "message headers follow",
     "included is a copy of the message",
     "here is a copy of the first part of the message",
-    "the header of the message",
-    "original mail",
     "your message reads (in part)",
-    "original message:",
-    "----- message header",
-    "message header follows",
+];
+
+/// Words that start the returned message only on a separator line such as
+/// `------ Original message ------`.
+const SEPARATOR_WORDS: &[&str] = &[
+    "original message",
+    "returned message",
+    "original mail",
+    "message header",
+    "the header of the message",
+    "message text follows",
+    "rfc822",
 ];
 
 /// Phrases (lowercase) that only bounce texts use; one of them, a
@@ -158,10 +159,8 @@ pub fn split_original(text: &str) -> (&str, &str) {
     for line in text.split_inclusive('\n') {
         let l = line.trim().to_ascii_lowercase();
         let separator = l.starts_with("--") || l.starts_with("==") || l.starts_with("__") || l.starts_with("**");
-        let marker = ORIGINAL_MARKERS.iter().any(|m| l.contains(m))
-            && (separator || l.len() < 100)
-            && !l.starts_with(">>>")
-            && !l.starts_with("<<<");
+        let marker = (ORIGINAL_MARKERS.iter().any(|m| l.contains(m)) && l.len() < 120)
+            || (separator && SEPARATOR_WORDS.iter().any(|m| l.contains(m)));
         if marker && pos > 0 {
             return (&text[..pos], &text[pos + line.len()..]);
         }
