@@ -11,6 +11,10 @@ use super::{Classification, Kind, Options, Reason, Recipient, arf, autoreply, sc
 /// Most bytes of bounce text we read: the part that names recipients and
 /// reasons is at the top, and scanning a 50 MB body would only cost time.
 const MAX_TEXT: usize = 64 * 1024;
+/// Most bytes of one recipient's text that the reason tables look at.
+const MAX_REASON_TEXT: usize = 4 * 1024;
+/// Most recipients reported from one message.
+const MAX_RECIPIENTS: usize = 100;
 
 /// Classifies one parsed message (see [`super::classify`]).
 pub fn run(raw: &[u8], opts: &Options) -> Classification {
@@ -109,7 +113,7 @@ fn decide(p: &Parsed<'_>, opts: &Options) -> Classification {
 
     let full = body_text(p);
     let (error, rest) = vendors::split_original(&full);
-    let error_lower = normalize(error);
+    let error_lower = normalize(cut(error, MAX_TEXT));
 
     let dsn_text: Option<String> = p
         .leaves
@@ -215,7 +219,7 @@ fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) ->
         matches!(r.action.as_deref(), Some("delivered" | "relayed" | "expanded" | "deliverable"))
             || r.status.as_deref().is_some_and(|s| s.starts_with('2'))
     };
-    let failed: Vec<&DsnRecipient> = dsn.iter().filter(|r| !success(r)).collect();
+    let failed: Vec<&DsnRecipient> = dsn.iter().filter(|r| !success(r)).take(MAX_RECIPIENTS).collect();
     if failed.is_empty() {
         return not_bounce("delivery status notification reports success");
     }
@@ -291,8 +295,9 @@ fn recipient(
     diagnostic: &str,
     more: &str,
 ) -> Recipient {
-    let diag_norm = normalize(diagnostic);
-    let more_norm = normalize(more);
+    // Reason phrases sit near the start; capping keeps the table scan cheap.
+    let diag_norm = normalize(cut(diagnostic, MAX_REASON_TEXT));
+    let more_norm = normalize(cut(more, MAX_REASON_TEXT));
     let text = if more_norm.is_empty() || diag_norm.contains(&more_norm) {
         diag_norm.clone()
     } else {

@@ -177,6 +177,19 @@ pub fn quoted_headers(rest: &str) -> Option<Headers> {
     (h.get("to").is_some() || h.get("from").is_some()).then_some(h)
 }
 
+/// Most distinct recipients and mentions of each that we collect.
+const MAX_RECIPIENTS: usize = 100;
+const MAX_MENTIONS: usize = 4;
+
+/// At most 1,000 bytes of a line (on a char boundary).
+fn clip(line: &str) -> &str {
+    let mut end = line.len().min(1000);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
+}
+
 /// One recipient found in a bounce text, with the lines that talk about it.
 #[derive(Debug, Clone)]
 pub struct TextRecipient {
@@ -202,9 +215,16 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
             if exclude.contains(&lower) || DAEMON_LOCALS.contains(&local) {
                 continue;
             }
+            // Caps keep hostile texts (thousands of addresses) linear.
+            let room = found.len() < MAX_RECIPIENTS;
             match found.iter_mut().find(|(a, _)| a.eq_ignore_ascii_case(&addr)) {
-                Some((_, at)) => at.push(i),
-                None => found.push((addr, vec![i])),
+                Some((_, at)) => {
+                    if at.len() < MAX_MENTIONS && !at.contains(&i) {
+                        at.push(i);
+                    }
+                }
+                None if room => found.push((addr, vec![i])),
+                None => {}
             }
         }
     }
@@ -214,7 +234,7 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
         .map(|(address, at)| {
             let mut text = String::new();
             for &i in &at {
-                text.push_str(lines[i]);
+                text.push_str(clip(lines[i]));
                 text.push('\n');
                 let mut blank_seen = false;
                 for (j, next) in lines.iter().enumerate().skip(i + 1).take(8) {
@@ -230,7 +250,7 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                         blank_seen = true;
                         continue;
                     }
-                    text.push_str(next);
+                    text.push_str(clip(next));
                     text.push('\n');
                 }
             }
