@@ -7,7 +7,7 @@
 //! phrase says more.
 
 use super::Reason;
-use super::rules::{PHRASES, SECOND_PHRASES, status_reason, text_is};
+use super::rules::{Hits, SECOND_PHRASES, scan, status_reason};
 
 /// What we know about one failed recipient.
 #[derive(Debug, Default, Clone)]
@@ -56,6 +56,22 @@ const REFINABLE: &[Reason] =
 pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut space = false;
+    if text.is_ascii() {
+        // The common case, byte by byte: several times faster than chars.
+        let mut bytes = Vec::with_capacity(text.len());
+        for &b in text.as_bytes() {
+            if b.is_ascii_whitespace() {
+                space = true;
+                continue;
+            }
+            if space && !bytes.is_empty() {
+                bytes.push(b' ');
+            }
+            space = false;
+            bytes.push(b.to_ascii_lowercase());
+        }
+        return String::from_utf8(bytes).unwrap_or_default();
+    }
     for c in text.chars() {
         if c.is_whitespace() {
             space = true;
@@ -75,14 +91,15 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
     let text = e.text;
     let by_code = e.status.and_then(status_reason);
     let before_data = matches!(e.command, Some("CONN" | "EHLO" | "HELO" | "MAIL" | "RCPT"));
-    let says_unknown = text_is(PHRASES, Reason::UserUnknown, text);
+    let hits = scan(text);
+    let says_unknown = hits.first(Reason::UserUnknown);
     for &r in FIRST_ORDER {
         match r {
             Reason::UserUnknown => {
                 // "User unknown" means an unknown user only when the server
                 // said so to RCPT or with x.1.1; after DATA it is a filter
                 // speaking (Japanese carriers, per-user filters).
-                let by_status = by_code == Some(r) && !other_than_user_unknown(text);
+                let by_status = by_code == Some(r) && !other_than_user_unknown(&hits);
                 let rcpt = match e.command {
                     Some(c) => c == "RCPT",
                     None => by_code != Some(Reason::Filtered),
@@ -95,7 +112,7 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
                 if by_code == Some(Reason::Suspend) {
                     continue;
                 }
-                let says = says_unknown || text_is(PHRASES, r, text);
+                let says = says_unknown || hits.first(r);
                 if by_code == Some(r) || (!before_data && says) {
                     return r;
                 }
@@ -106,7 +123,7 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
                 }
             }
             _ => {
-                if by_code == Some(r) || text_is(PHRASES, r, text) {
+                if by_code == Some(r) || hits.first(r) {
                     return r;
                 }
             }
@@ -117,7 +134,7 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
         return r;
     }
     for (r, _) in SECOND_PHRASES {
-        if text_is(SECOND_PHRASES, *r, text) {
+        if hits.second(*r) {
             return *r;
         }
     }
@@ -147,11 +164,11 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
 }
 
 /// A 5.1.1 whose text says the real cause is something else.
-fn other_than_user_unknown(text: &str) -> bool {
+fn other_than_user_unknown(hits: &Hits) -> bool {
     [Reason::NoRelaying, Reason::Blocked, Reason::MailboxFull, Reason::HasMoved, Reason::Rejected, Reason::Filtered, Reason::Speeding]
         .iter()
-        .any(|&r| text_is(PHRASES, r, text))
-        || text_is(SECOND_PHRASES, Reason::NotAccept, text)
+        .any(|&r| hits.first(r))
+        || hits.second(Reason::NotAccept)
 }
 
 #[cfg(test)]

@@ -9,6 +9,10 @@
 //! whose reason vocabulary SPEC section 3 adopts. Never add a phrase that
 //! only names one sample's host or address.
 
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
+
 use super::Reason;
 
 /// Maps an enhanced status code (RFC 3463, plus the registry's later
@@ -894,6 +898,95 @@ pub fn phrase_matches(text: &str, pattern: &str) -> bool {
 /// Does the text match one of `reason`'s phrases in `table`?
 pub fn text_is(table: &[(Reason, &[&str])], reason: Reason, text: &str) -> bool {
     table.iter().filter(|(r, _)| *r == reason).any(|(_, ps)| ps.iter().any(|p| phrase_matches(text, p)))
+}
+
+/// Which reasons' phrases a text contains, per table.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Hits {
+    first: u64,
+    second: u64,
+}
+
+impl Hits {
+    /// Did a [`PHRASES`] entry of `reason` match?
+    pub fn first(&self, reason: Reason) -> bool {
+        self.first & bit(reason) != 0
+    }
+
+    /// Did a [`SECOND_PHRASES`] entry of `reason` match?
+    pub fn second(&self, reason: Reason) -> bool {
+        self.second & bit(reason) != 0
+    }
+}
+
+fn bit(reason: Reason) -> u64 {
+    1 << Reason::ALL.iter().position(|r| *r == reason).unwrap_or(63)
+}
+
+/// Every phrase of both tables compiled into one automaton, so a text is
+/// scanned once however long the tables grow.
+struct Compiled {
+    automaton: AhoCorasick,
+    /// (second table?, reason, pattern, piece ids)
+    patterns: Vec<(bool, Reason, &'static str, Vec<usize>)>,
+    pieces: usize,
+}
+
+static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| {
+    let mut pieces: Vec<&'static str> = Vec::new();
+    let mut patterns = Vec::new();
+    for (second, table) in [(false, PHRASES), (true, SECOND_PHRASES)] {
+        for (reason, list) in table {
+            for pattern in *list {
+                let ids = pattern
+                    .split('*')
+                    .filter(|p| !p.is_empty())
+                    .map(|piece| match pieces.iter().position(|p| *p == piece) {
+                        Some(i) => i,
+                        None => {
+                            pieces.push(piece);
+                            pieces.len() - 1
+                        }
+                    })
+                    .collect();
+                patterns.push((second, *reason, *pattern, ids));
+            }
+        }
+    }
+    let automaton = AhoCorasick::new(&pieces).ok()?;
+    Some(Compiled { automaton, patterns, pieces: pieces.len() })
+});
+
+/// Finds which reasons' phrases occur in `text` (lowercase, whitespace
+/// collapsed) in one pass.
+pub fn scan(text: &str) -> Hits {
+    let mut hits = Hits::default();
+    let Some(c) = COMPILED.as_ref() else {
+        // The automaton always builds from the static tables; this is only
+        // a total fallback.
+        for (second, table) in [(false, PHRASES), (true, SECOND_PHRASES)] {
+            for (reason, list) in table {
+                if list.iter().any(|p| phrase_matches(text, p)) {
+                    if second { hits.second |= bit(*reason) } else { hits.first |= bit(*reason) }
+                }
+            }
+        }
+        return hits;
+    };
+    let mut found = vec![false; c.pieces];
+    for m in c.automaton.find_overlapping_iter(text) {
+        found[m.pattern().as_usize()] = true;
+    }
+    for (second, reason, pattern, ids) in &c.patterns {
+        if ids.iter().all(|&i| found[i]) && (ids.len() == 1 || phrase_matches(text, pattern)) {
+            if *second {
+                hits.second |= bit(*reason);
+            } else {
+                hits.first |= bit(*reason);
+            }
+        }
+    }
+    hits
 }
 
 #[cfg(test)]
