@@ -60,8 +60,23 @@ fn main() {
     });
     let per_s = |d: Duration| mails.len() as f64 / d.as_secs_f64();
     let mb_s = |d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
-    println!("corpus: {} messages, {:.2} MB", mails.len(), bytes as f64 / 1e6);
-    println!("classify: {:>10.0} messages/s {:>8.1} MB/s", per_s(classify_pass), mb_s(classify_pass));
-    println!("sha256:   {:>10.0} messages/s {:>8.1} MB/s (baseline)", per_s(sha_pass), mb_s(sha_pass));
-    println!("classify time / sha256 time: {:.1}x", classify_pass.as_secs_f64() / sha_pass.as_secs_f64());
+    println!(
+        "corpus: {} messages, {:.2} MB",
+        mails.len(),
+        bytes as f64 / 1e6
+    );
+    println!(
+        "classify: {:>10.0} messages/s {:>8.1} MB/s",
+        per_s(classify_pass),
+        mb_s(classify_pass)
+    );
+    println!(
+        "sha256:   {:>10.0} messages/s {:>8.1} MB/s (baseline)",
+        per_s(sha_pass),
+        mb_s(sha_pass)
+    );
+    println!(
+        "classify time / sha256 time: {:.1}x",
+        classify_pass.as_secs_f64() / sha_pass.as_secs_f64()
+    );
 }

@@ -18,11 +18,19 @@ fn main() {
                 if std::env::var_os("ACCURACY_PARTS").is_some() {
                     let p = bouncectl::message::mime::parse(&m.bytes);
                     for l in &p.leaves {
-                        println!("-- part {} depth {} {} bytes", l.ctype.mime, l.depth, l.body.len());
+                        println!(
+                            "-- part {} depth {} {} bytes",
+                            l.ctype.mime,
+                            l.depth,
+                            l.body.len()
+                        );
                     }
                 }
                 let c = bouncectl::message::classify(&m.bytes, &Default::default());
-                println!("{f}: {}", serde_json::to_string_pretty(&c).unwrap_or_default());
+                println!(
+                    "{f}: {}",
+                    serde_json::to_string_pretty(&c).unwrap_or_default()
+                );
             }
         }
         return;

@@ -22,7 +22,13 @@ pub fn run(raw: &[u8], opts: &Options) -> Classification {
     let message_id = parsed
         .headers
         .get("message-id")
-        .map(|v| v.trim().trim_start_matches('<').trim_end_matches('>').trim().to_string())
+        .map(|v| {
+            v.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim()
+                .to_string()
+        })
         .filter(|v| !v.is_empty());
     let mut c = decide(&parsed, opts);
     c.message_id = message_id;
@@ -30,7 +36,13 @@ pub fn run(raw: &[u8], opts: &Options) -> Classification {
 }
 
 fn verdict(kind: Kind, recipients: Vec<Recipient>, explanation: Option<String>) -> Classification {
-    Classification { kind, message_id: None, recipients, feedback_type: None, explanation }
+    Classification {
+        kind,
+        message_id: None,
+        recipients,
+        feedback_type: None,
+        explanation,
+    }
 }
 
 fn not_bounce(why: impl Into<String>) -> Classification {
@@ -40,7 +52,8 @@ fn not_bounce(why: impl Into<String>) -> Classification {
 /// The human-readable text of the message: its text parts (HTML only when
 /// there is no plain text), outside the returned original, capped.
 fn body_text(p: &Parsed<'_>) -> String {
-    let is_text = |m: &str| m == "text/plain" || m == "text/enriched" || m == "message/delivery-status-text";
+    let is_text =
+        |m: &str| m == "text/plain" || m == "text/enriched" || m == "message/delivery-status-text";
     let has_plain = p.leaves.iter().any(|l| is_text(&l.ctype.mime));
     let mut out = String::new();
     for leaf in &p.leaves {
@@ -50,7 +63,11 @@ fn body_text(p: &Parsed<'_>) -> String {
             continue;
         }
         let text = leaf.text();
-        let text = if mime == "text/html" { strip_tags(&text) } else { text.into_owned() };
+        let text = if mime == "text/html" {
+            strip_tags(&text)
+        } else {
+            text.into_owned()
+        };
         let room = MAX_TEXT.saturating_sub(out.len());
         out.push_str(cut(&text, room));
         out.push('\n');
@@ -87,7 +104,10 @@ fn strip_tags(html: &str) -> String {
             _ => {}
         }
     }
-    out.replace("&nbsp;", " ").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    out.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 fn decide(p: &Parsed<'_>, opts: &Options) -> Classification {
@@ -118,7 +138,14 @@ fn decide(p: &Parsed<'_>, opts: &Options) -> Classification {
     let dsn_text: Option<String> = p
         .leaves
         .iter()
-        .find(|l| matches!(l.ctype.mime.as_str(), "message/delivery-status" | "message/global-delivery-status" | "text/delivery-status"))
+        .find(|l| {
+            matches!(
+                l.ctype.mime.as_str(),
+                "message/delivery-status"
+                    | "message/global-delivery-status"
+                    | "text/delivery-status"
+            )
+        })
         .map(|l| l.text().into_owned());
     let mut dsn = dsn_text.as_deref().map(dsn::parse).unwrap_or_default();
     if dsn.is_empty() && error_lower.contains("final-recipient:") {
@@ -136,12 +163,21 @@ fn decide(p: &Parsed<'_>, opts: &Options) -> Classification {
     let exclude = sender_addresses(&p.headers, original.as_ref());
     let mut texts = vendors::recipients(error, &exclude);
     if let Some(failed) = p.headers.get("x-failed-recipients") {
-        let listed: Vec<String> = scan::addresses(failed).into_iter().map(|(_, a)| a).collect();
+        let listed: Vec<String> = scan::addresses(failed)
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect();
         if !listed.is_empty() {
             let mut ordered: Vec<TextRecipient> = Vec::new();
             for a in listed {
-                let text = texts.iter().find(|t| t.address.eq_ignore_ascii_case(&a)).map(|t| t.text.clone());
-                ordered.push(TextRecipient { address: a, text: text.unwrap_or_default() });
+                let text = texts
+                    .iter()
+                    .find(|t| t.address.eq_ignore_ascii_case(&a))
+                    .map(|t| t.text.clone());
+                ordered.push(TextRecipient {
+                    address: a,
+                    text: text.unwrap_or_default(),
+                });
             }
             texts = ordered;
         }
@@ -154,10 +190,24 @@ fn decide(p: &Parsed<'_>, opts: &Options) -> Classification {
     let bounce_sign = vendors::bounce_signs(&p.headers, &error_lower);
     if let Some(sign) = bounce_sign {
         let one = texts.len() == 1;
-        let mut recipients: Vec<Recipient> =
-            texts.iter().map(|t| recipient(&t.address, None, None, None, &t.text, if one { error } else { "" })).collect();
+        let mut recipients: Vec<Recipient> = texts
+            .iter()
+            .map(|t| {
+                recipient(
+                    &t.address,
+                    None,
+                    None,
+                    None,
+                    &t.text,
+                    if one { error } else { "" },
+                )
+            })
+            .collect();
         if recipients.is_empty()
-            && let Some(a) = original.as_ref().and_then(|h| h.get("to")).and_then(scan::header_address)
+            && let Some(a) = original
+                .as_ref()
+                .and_then(|h| h.get("to"))
+                .and_then(scan::header_address)
         {
             recipients.push(recipient(&a, None, None, None, error, ""));
         }
@@ -167,9 +217,11 @@ fn decide(p: &Parsed<'_>, opts: &Options) -> Classification {
             recipients.push(recipient(&a, None, None, None, error, ""));
         }
         if recipients.is_empty() {
-            return not_bounce(format!("looks like a bounce ({sign}) but names no recipient"));
+            return not_bounce(format!(
+                "looks like a bounce ({sign}) but names no recipient"
+            ));
         }
-        return verdict(Kind::Bounce, recipients, None);
+        return verdict(Kind::Bounce, vendor_reasons(recipients), None);
     }
 
     if let Some(sign) = autoreply::signs(&p.headers, &error_lower) {
@@ -186,7 +238,11 @@ fn decide(p: &Parsed<'_>, opts: &Options) -> Classification {
             })
             .into_iter()
             .collect();
-        return verdict(Kind::AutoReply, recipients, Some(format!("auto-reply: {sign}")));
+        return verdict(
+            Kind::AutoReply,
+            recipients,
+            Some(format!("auto-reply: {sign}")),
+        );
     }
 
     if p.headers.is_empty() {
@@ -201,13 +257,21 @@ fn sender_addresses(top: &Headers, original: Option<&Headers>) -> Vec<String> {
     let names = ["from", "to", "cc", "return-path", "reply-to"];
     for name in names {
         for v in top.get_all(name) {
-            out.extend(scan::addresses(v).into_iter().map(|(_, a)| a.to_ascii_lowercase()));
+            out.extend(
+                scan::addresses(v)
+                    .into_iter()
+                    .map(|(_, a)| a.to_ascii_lowercase()),
+            );
         }
     }
     if let Some(h) = original {
         for name in ["from", "return-path", "sender", "reply-to"] {
             for v in h.get_all(name) {
-                out.extend(scan::addresses(v).into_iter().map(|(_, a)| a.to_ascii_lowercase()));
+                out.extend(
+                    scan::addresses(v)
+                        .into_iter()
+                        .map(|(_, a)| a.to_ascii_lowercase()),
+                );
             }
         }
     }
@@ -216,17 +280,28 @@ fn sender_addresses(top: &Headers, original: Option<&Headers>) -> Vec<String> {
 
 fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) -> Classification {
     let success = |r: &DsnRecipient| {
-        matches!(r.action.as_deref(), Some("delivered" | "relayed" | "expanded" | "deliverable"))
-            || r.status.as_deref().is_some_and(|s| s.starts_with('2'))
+        matches!(
+            r.action.as_deref(),
+            Some("delivered" | "relayed" | "expanded" | "deliverable")
+        ) || r.status.as_deref().is_some_and(|s| s.starts_with('2'))
     };
-    let failed: Vec<&DsnRecipient> = dsn.iter().filter(|r| !success(r)).take(MAX_RECIPIENTS).collect();
+    let failed: Vec<&DsnRecipient> = dsn
+        .iter()
+        .filter(|r| !success(r))
+        .take(MAX_RECIPIENTS)
+        .collect();
     if failed.is_empty() {
         return not_bounce("delivery status notification reports success");
     }
     let delayed = |r: &&DsnRecipient| {
-        r.action.as_deref() == Some("delayed") || r.status.as_deref().is_some_and(|s| s.starts_with('4')) && r.action.is_none()
+        r.action.as_deref() == Some("delayed")
+            || r.status.as_deref().is_some_and(|s| s.starts_with('4')) && r.action.is_none()
     };
-    let kind = if failed.iter().all(delayed) { Kind::Delayed } else { Kind::Bounce };
+    let kind = if failed.iter().all(delayed) {
+        Kind::Delayed
+    } else {
+        Kind::Bounce
+    };
     let one = failed.len() == 1;
     let recipients = failed
         .iter()
@@ -236,15 +311,31 @@ fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) ->
                 .iter()
                 .find(|t| {
                     t.address.eq_ignore_ascii_case(address)
-                        || r.original_rcpt.as_deref().is_some_and(|o| t.address.eq_ignore_ascii_case(o))
+                        || r.original_rcpt
+                            .as_deref()
+                            .is_some_and(|o| t.address.eq_ignore_ascii_case(o))
                 })
                 .map(|t| t.text.as_str())
                 .unwrap_or("");
             let diagnostic = r.diagnostic.clone().unwrap_or_default();
             let extra = if one { error_lower } else { "" };
-            let mut rc = recipient(address, r.status.as_deref(), r.action.as_deref(), r.diag_type.as_deref(), &diagnostic, text);
+            let mut rc = recipient(
+                address,
+                r.status.as_deref(),
+                r.action.as_deref(),
+                r.diag_type.as_deref(),
+                &diagnostic,
+                text,
+            );
             if rc.reason == Reason::OnHold || rc.reason == Reason::Undefined {
-                let again = recipient(address, r.status.as_deref(), r.action.as_deref(), r.diag_type.as_deref(), &diagnostic, extra);
+                let again = recipient(
+                    address,
+                    r.status.as_deref(),
+                    r.action.as_deref(),
+                    r.diag_type.as_deref(),
+                    &diagnostic,
+                    extra,
+                );
                 rc.reason = again.reason;
                 rc.hard = again.hard;
             }
@@ -257,7 +348,19 @@ fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) ->
     if recipients.is_empty() {
         return not_bounce("delivery status notification names no recipient");
     }
-    verdict(kind, recipients, None)
+    verdict(kind, vendor_reasons(recipients), None)
+}
+
+/// Reasons a vendor's format states by itself. Google Groups refuses posts
+/// from non-members or to missing groups with a generic notice.
+fn vendor_reasons(mut recipients: Vec<Recipient>) -> Vec<Recipient> {
+    for r in &mut recipients {
+        if r.address.ends_with("@googlegroups.com") && r.reason == Reason::OnHold {
+            r.reason = Reason::Rejected;
+            r.hard = Some(false);
+        }
+    }
+    recipients
 }
 
 /// The SMTP command a diagnostic says was rejected, when it says so.
@@ -281,7 +384,10 @@ fn command(text: &str) -> Option<&'static str> {
         ("ehlo", "EHLO"),
         ("helo", "HELO"),
     ];
-    COMMANDS.iter().find(|(p, _)| text.contains(p)).map(|(_, c)| *c)
+    COMMANDS
+        .iter()
+        .find(|(p, _)| text.contains(p))
+        .map(|(_, c)| *c)
 }
 
 /// Builds one recipient from what we know. `diagnostic` is the server's
@@ -304,16 +410,46 @@ fn recipient(
         format!("{diag_norm} {more_norm}")
     };
     let text_status = scan::status_code(&diag_norm).or_else(|| scan::status_code(&more_norm));
+    // The server's own code in its reply is more precise than a Status
+    // field the reporting MTA filled in, unless it is the generic x.0.0.
+    let diag_status = scan::status_code(&diag_norm).filter(|s| !s.ends_with(".0.0"));
     let status = match status {
-        Some(s) if !s.ends_with(".0.0") || text_status.is_none() => Some(s),
-        _ => text_status.or(status),
+        Some(s) if s.ends_with(".0.0") => text_status.or(Some(s)),
+        Some(s) => diag_status.or(Some(s)),
+        None => text_status,
     };
     let reply_code = scan::reply_code(&diag_norm).or_else(|| scan::reply_code(&more_norm));
-    let action = action.map(str::to_string).or_else(|| status.map(|s| if s.starts_with('4') { "delayed" } else { "failed" }.to_string())).or(Some("failed".into()));
-    let ev = Evidence { status, reply_code, text: &text, action: action.as_deref(), command: command(&text), diag_type };
+    let action = action
+        .map(str::to_string)
+        .or_else(|| {
+            status.map(|s| {
+                if s.starts_with('4') {
+                    "delayed"
+                } else {
+                    "failed"
+                }
+                .to_string()
+            })
+        })
+        .or(Some("failed".into()));
+    let ev = Evidence {
+        status,
+        reply_code,
+        text: &text,
+        action: action.as_deref(),
+        command: command(&text),
+        diag_type,
+    };
     let reason = reason::decide(&ev);
-    let permanent = status.map_or_else(|| reply_code.is_none_or(|c| c >= 500), |s| s.starts_with('5'));
-    let diagnostic = if diagnostic.trim().is_empty() { more.trim() } else { diagnostic.trim() };
+    let permanent = status.map_or_else(
+        || reply_code.is_none_or(|c| c >= 500),
+        |s| s.starts_with('5'),
+    );
+    let diagnostic = if diagnostic.trim().is_empty() {
+        more.trim()
+    } else {
+        diagnostic.trim()
+    };
     let diagnostic = diagnostic.split_whitespace().collect::<Vec<_>>().join(" ");
     Recipient {
         address: address.to_string(),

@@ -18,17 +18,27 @@ pub struct Feedback {
 pub fn is_feedback(p: &Parsed<'_>) -> bool {
     let top = super::mime::ContentType::parse(p.headers.get("content-type"));
     let declared = top.mime == "multipart/report"
-        && top.param("report-type").is_some_and(|t| t.eq_ignore_ascii_case("feedback-report"));
-    declared || p.leaves.iter().any(|l| l.ctype.mime == "message/feedback-report")
+        && top
+            .param("report-type")
+            .is_some_and(|t| t.eq_ignore_ascii_case("feedback-report"));
+    declared
+        || p.leaves
+            .iter()
+            .any(|l| l.ctype.mime == "message/feedback-report")
 }
 
 /// Reads the report fields and the original recipient.
 pub fn read(p: &Parsed<'_>) -> Feedback {
     let mut fb = Feedback::default();
-    let report = p.leaves.iter().find(|l| l.ctype.mime == "message/feedback-report");
+    let report = p
+        .leaves
+        .iter()
+        .find(|l| l.ctype.mime == "message/feedback-report");
     if let Some(leaf) = report {
         let h = parse_headers(&leaf.body);
-        fb.feedback_type = h.get("feedback-type").map(|t| t.trim().to_ascii_lowercase());
+        fb.feedback_type = h
+            .get("feedback-type")
+            .map(|t| t.trim().to_ascii_lowercase());
         fb.address = ["original-rcpt-to", "removal-recipient"]
             .iter()
             .find_map(|n| h.get(n).and_then(scan::header_address));
@@ -41,14 +51,21 @@ pub fn read(p: &Parsed<'_>) -> Feedback {
 
 /// Headers of the returned message (`message/rfc822` or `text/rfc822-headers`).
 fn original_headers(p: &Parsed<'_>) -> Option<Headers> {
-    p.leaves.iter().find(|l| is_original_part(&l.ctype.mime)).map(|l| parse_headers(split_head(&l.body).0))
+    p.leaves
+        .iter()
+        .find(|l| is_original_part(&l.ctype.mime))
+        .map(|l| parse_headers(split_head(&l.body).0))
 }
 
 /// Content types that carry the returned original message or its headers.
 pub fn is_original_part(mime: &str) -> bool {
     matches!(
         mime,
-        "message/rfc822" | "message/global" | "text/rfc822-headers" | "message/rfc822-headers" | "message/global-headers"
+        "message/rfc822"
+            | "message/global"
+            | "text/rfc822-headers"
+            | "message/rfc822-headers"
+            | "message/global-headers"
             | "message/partial"
     )
 }

@@ -51,12 +51,19 @@ pub fn signs(h: &Headers, body_lower: &str) -> Option<&'static str> {
             return Some("Auto-Submitted header (RFC 3834)");
         }
     }
-    for name in ["x-autoreply", "x-autorespond", "x-autoresponder", "x-auto-response"] {
+    for name in [
+        "x-autoreply",
+        "x-autorespond",
+        "x-autoresponder",
+        "x-auto-response",
+    ] {
         if h.get(name).is_some() {
             return Some("X-Autoreply header");
         }
     }
-    if h.get("precedence").is_some_and(|p| p.eq_ignore_ascii_case("auto_reply")) {
+    if h.get("precedence")
+        .is_some_and(|p| p.eq_ignore_ascii_case("auto_reply"))
+    {
         return Some("Precedence: auto_reply");
     }
     let subject = h.get("subject").unwrap_or("").to_lowercase();

@@ -28,11 +28,17 @@ pub struct DsnRecipient {
 impl DsnRecipient {
     /// The address this group reports on.
     pub fn address(&self) -> Option<&str> {
-        self.final_rcpt.as_deref().or(self.original_rcpt.as_deref()).or(self.actual_rcpt.as_deref())
+        self.final_rcpt
+            .as_deref()
+            .or(self.original_rcpt.as_deref())
+            .or(self.actual_rcpt.as_deref())
     }
 
     fn is_empty(&self) -> bool {
-        self.address().is_none() && self.action.is_none() && self.status.is_none() && self.diagnostic.is_none()
+        self.address().is_none()
+            && self.action.is_none()
+            && self.status.is_none()
+            && self.diagnostic.is_none()
     }
 }
 
@@ -81,7 +87,7 @@ pub fn parse(text: &str) -> Vec<DsnRecipient> {
             "final-recipient" | "original-recipient" | "x-actual-recipient" => {
                 let starts_new = match name.as_str() {
                     "final-recipient" => cur.final_rcpt.is_some(),
-                    "original-recipient" => cur.original_rcpt.is_some() || cur.final_rcpt.is_some() && cur.action.is_some(),
+                    "original-recipient" => cur.original_rcpt.is_some(),
                     _ => cur.actual_rcpt.is_some(),
                 };
                 if starts_new && !cur.is_empty() {
@@ -123,7 +129,10 @@ mod tests {
         let r = parse(text);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].address(), Some("a@example.jp"));
-        assert_eq!(r[0].diagnostic.as_deref(), Some("550 5.1.1 <a@example.jp>: User unknown"));
+        assert_eq!(
+            r[0].diagnostic.as_deref(),
+            Some("550 5.1.1 <a@example.jp>: User unknown")
+        );
         assert_eq!(r[1].action.as_deref(), Some("delayed"));
     }
 }

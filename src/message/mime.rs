@@ -30,12 +30,18 @@ pub struct Headers {
 impl Headers {
     /// The first value of `name` (lowercase), trimmed.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `name` (lowercase), in order.
     pub fn get_all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
-        self.fields.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// True when no field was found.
@@ -54,7 +60,10 @@ impl Headers {
 pub fn split_head(raw: &[u8]) -> (&[u8], &[u8]) {
     let mut start = 0;
     while start < raw.len() {
-        let end = raw[start..].iter().position(|&b| b == b'\n').map_or(raw.len(), |i| start + i);
+        let end = raw[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |i| start + i);
         let line = &raw[start..end];
         if line.is_empty() || line == b"\r" {
             let body_start = (end + 1).min(raw.len());
@@ -88,7 +97,9 @@ pub fn parse_headers(block: &[u8]) -> Headers {
         if fields.len() >= MAX_HEADERS {
             break;
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
         let name = &line[..colon];
         if name.is_empty() || name.len() > 76 || name.iter().any(|&b| b <= b' ' || b >= 0x7f) {
             continue;
@@ -109,8 +120,14 @@ fn push_field(fields: &mut Vec<(String, String)>, name: String, value: &[u8]) {
 }
 
 fn trim_bytes(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
     &b[start..end.max(start)]
 }
 
@@ -157,7 +174,8 @@ pub fn decode_words(s: &str) -> String {
                     decode_qp(text.replace('_', " ").as_bytes())
                 };
                 let cs = charset.to_ascii_lowercase();
-                if cs.starts_with("iso-8859-1") || cs == "latin1" || cs.starts_with("windows-1252") {
+                if cs.starts_with("iso-8859-1") || cs == "latin1" || cs.starts_with("windows-1252")
+                {
                     out.extend(bytes.iter().map(|&c| c as char));
                 } else {
                     out.push_str(&String::from_utf8_lossy(&bytes));
@@ -249,7 +267,10 @@ impl ContentType {
     /// Parses a header value leniently.
     pub fn parse(value: Option<&str>) -> ContentType {
         let Some(value) = value else {
-            return ContentType { mime: "text/plain".into(), params: Vec::new() };
+            return ContentType {
+                mime: "text/plain".into(),
+                params: Vec::new(),
+            };
         };
         let mut parts = split_params(value).into_iter();
         let mime = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
@@ -260,13 +281,20 @@ impl ContentType {
                 Some((k.trim().to_ascii_lowercase(), v.to_string()))
             })
             .collect();
-        let mime = if mime.contains('/') { mime } else { "text/plain".into() };
+        let mime = if mime.contains('/') {
+            mime
+        } else {
+            "text/plain".into()
+        };
         ContentType { mime, params }
     }
 
     /// A parameter's value (name lowercase).
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -336,7 +364,11 @@ pub fn parse(raw: &[u8]) -> Parsed<'_> {
             break;
         }
         let (head, body) = split_head(entity);
-        let part_headers = if depth == 0 { headers.clone() } else { parse_headers(head) };
+        let part_headers = if depth == 0 {
+            headers.clone()
+        } else {
+            parse_headers(head)
+        };
         let ctype = ContentType::parse(part_headers.get("content-type"));
         if ctype.mime.starts_with("multipart/") {
             if depth >= MAX_DEPTH {
@@ -352,11 +384,19 @@ pub fn parse(raw: &[u8]) -> Parsed<'_> {
                 // No delimiter at all: read the body as plain text.
                 let body = &body[..body.len().min(MAX_DECODE)];
                 let ctype = ContentType::parse(None);
-                leaves.push(Leaf { headers: part_headers, ctype, body: Cow::Borrowed(body), depth });
+                leaves.push(Leaf {
+                    headers: part_headers,
+                    ctype,
+                    body: Cow::Borrowed(body),
+                    depth,
+                });
                 continue;
             }
         }
-        let cte = part_headers.get("content-transfer-encoding").unwrap_or("").to_ascii_lowercase();
+        let cte = part_headers
+            .get("content-transfer-encoding")
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let capped = &body[..body.len().min(MAX_DECODE * 4 / 3 + 4)];
         let decoded: Cow<[u8]> = if cte.contains("base64") {
             Cow::Owned(decode_base64(capped))
@@ -365,9 +405,18 @@ pub fn parse(raw: &[u8]) -> Parsed<'_> {
         } else {
             Cow::Borrowed(&body[..body.len().min(MAX_DECODE)])
         };
-        leaves.push(Leaf { headers: part_headers, ctype, body: decoded, depth });
+        leaves.push(Leaf {
+            headers: part_headers,
+            ctype,
+            body: decoded,
+            depth,
+        });
     }
-    Parsed { headers, leaves, truncated }
+    Parsed {
+        headers,
+        leaves,
+        truncated,
+    }
 }
 
 /// The bodies between `--boundary` delimiter lines, preamble and epilogue
@@ -377,9 +426,15 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
     let mut part_start: Option<usize> = None;
     let mut pos = 0;
     while pos < body.len() {
-        let end = body[pos..].iter().position(|&b| b == b'\n').map_or(body.len(), |i| pos + i);
+        let end = body[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(body.len(), |i| pos + i);
         let line = &body[pos..end];
-        if line.len() >= 2 + boundary.len() && line.starts_with(b"--") && line[2..].starts_with(boundary) {
+        if line.len() >= 2 + boundary.len()
+            && line.starts_with(b"--")
+            && line[2..].starts_with(boundary)
+        {
             let tail = &line[2 + boundary.len()..];
             if let Some(s) = part_start {
                 // The line break before a delimiter belongs to the delimiter.
@@ -418,8 +473,14 @@ mod tests {
 
     #[test]
     fn encoded_words_are_decoded() {
-        assert_eq!(decode_words("=?UTF-8?B?T3V0IG9mIG9mZmljZQ==?="), "Out of office");
-        assert_eq!(decode_words("=?iso-8859-1?Q?Abwesenheitsnotiz_=E4?="), "Abwesenheitsnotiz ä");
+        assert_eq!(
+            decode_words("=?UTF-8?B?T3V0IG9mIG9mZmljZQ==?="),
+            "Out of office"
+        );
+        assert_eq!(
+            decode_words("=?iso-8859-1?Q?Abwesenheitsnotiz_=E4?="),
+            "Abwesenheitsnotiz ä"
+        );
     }
 
     #[test]

@@ -52,9 +52,15 @@ impl Kind {
 
     /// Inverse of [`Kind::as_str`].
     pub fn parse(s: &str) -> Option<Kind> {
-        [Kind::Bounce, Kind::Delayed, Kind::AutoReply, Kind::Complaint, Kind::NotBounce]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            Kind::Bounce,
+            Kind::Delayed,
+            Kind::AutoReply,
+            Kind::Complaint,
+            Kind::NotBounce,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -204,7 +210,9 @@ impl Verp {
         if !pattern.contains('@') {
             return Err("must be an address pattern containing '@'".into());
         }
-        Ok(Verp { pattern: pattern.to_string() })
+        Ok(Verp {
+            pattern: pattern.to_string(),
+        })
     }
 
     /// The pattern as written.

@@ -49,8 +49,13 @@ const FIRST_ORDER: &[Reason] = &[
 ];
 
 /// Status-derived reasons that a phrase may still refine.
-const REFINABLE: &[Reason] =
-    &[Reason::Undefined, Reason::OnHold, Reason::SystemError, Reason::SecurityError, Reason::NetworkError];
+const REFINABLE: &[Reason] = &[
+    Reason::Undefined,
+    Reason::OnHold,
+    Reason::SystemError,
+    Reason::SecurityError,
+    Reason::NetworkError,
+];
 
 /// Lowercases and collapses whitespace runs to one space.
 pub fn normalize(text: &str) -> String {
@@ -151,7 +156,9 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
     if matches!(e.diag_type, Some("x-unix" | "x-postfix")) {
         return Reason::MailerError;
     }
-    if matches!(e.reply_code, Some(500..=504)) || matches!(class, Some("5.5")) && e.status != Some("5.5.0") {
+    if matches!(e.reply_code, Some(500..=504))
+        || matches!(class, Some("5.5")) && e.status != Some("5.5.0")
+    {
         return Reason::SyntaxError;
     }
     if matches!(e.action, Some("delayed" | "expired")) {
@@ -160,14 +167,26 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
     if matches!(e.command, Some("EHLO" | "HELO" | "CONN")) {
         return Reason::Blocked;
     }
-    if !text.is_empty() { Reason::OnHold } else { Reason::Undefined }
+    if !text.is_empty() {
+        Reason::OnHold
+    } else {
+        Reason::Undefined
+    }
 }
 
 /// A 5.1.1 whose text says the real cause is something else.
 fn other_than_user_unknown(hits: &Hits) -> bool {
-    [Reason::NoRelaying, Reason::Blocked, Reason::MailboxFull, Reason::HasMoved, Reason::Rejected, Reason::Filtered, Reason::Speeding]
-        .iter()
-        .any(|&r| hits.first(r))
+    [
+        Reason::NoRelaying,
+        Reason::Blocked,
+        Reason::MailboxFull,
+        Reason::HasMoved,
+        Reason::Rejected,
+        Reason::Filtered,
+        Reason::Speeding,
+    ]
+    .iter()
+    .any(|&r| hits.first(r))
         || hits.second(Reason::NotAccept)
 }
 
@@ -177,7 +196,11 @@ mod tests {
 
     fn reason(status: &str, text: &str) -> Reason {
         let t = normalize(text);
-        decide(&Evidence { status: Some(status), text: &t, ..Evidence::default() })
+        decide(&Evidence {
+            status: Some(status),
+            text: &t,
+            ..Evidence::default()
+        })
     }
 
     #[test]
@@ -188,7 +211,10 @@ mod tests {
     #[test]
     fn generic_status_is_refined_by_text() {
         assert_eq!(reason("5.0.0", "550 User unknown"), Reason::UserUnknown);
-        assert_eq!(reason("5.7.1", "Message rejected as spam"), Reason::SpamDetected);
+        assert_eq!(
+            reason("5.7.1", "Message rejected as spam"),
+            Reason::SpamDetected
+        );
     }
 
     #[test]

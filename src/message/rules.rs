@@ -153,7 +153,14 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
             "exceeds the size limit",
         ],
     ),
-    (Reason::ExceedLimit, &["message header size exceeds limit", "message too large", "message exceeded the local limit"]),
+    (
+        Reason::ExceedLimit,
+        &[
+            "message header size exceeds limit",
+            "message too large",
+            "message exceeded the local limit",
+        ],
+    ),
     (
         Reason::Suspend,
         &[
@@ -184,7 +191,15 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
             "the email account that you tried to reach is disabled",
         ],
     ),
-    (Reason::HasMoved, &[" has been replaced by ", "recipient no longer on server", "user has moved", "address has changed"]),
+    (
+        Reason::HasMoved,
+        &[
+            " has been replaced by ",
+            "recipient no longer on server",
+            "user has moved",
+            "address has changed",
+        ],
+    ),
     (
         Reason::NoRelaying,
         &[
@@ -593,7 +608,17 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
             "unsolicited mail",
         ],
     ),
-    (Reason::Speeding, &["receiving mail at a rate that", "has sent to too many recipients this hour", "mail sent from your ip address has been temporarily rate limited", "please slow down", "rate limited", "sending rate"]),
+    (
+        Reason::Speeding,
+        &[
+            "receiving mail at a rate that",
+            "has sent to too many recipients this hour",
+            "mail sent from your ip address has been temporarily rate limited",
+            "please slow down",
+            "rate limited",
+            "sending rate",
+        ],
+    ),
     (
         Reason::TooManyConn,
         &[
@@ -862,7 +887,10 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
     ),
     (
         Reason::SystemFull,
-        &["mail system full", "requested mail action aborted: exceeded storage allocation"],
+        &[
+            "mail system full",
+            "requested mail action aborted: exceeded storage allocation",
+        ],
     ),
     (
         Reason::NotAccept,
@@ -879,7 +907,18 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
             "null mx",
         ],
     ),
-    (Reason::MailerError, &["pipe to |", "x-unix; ", "command died with status", "command output:", "procmail: ", "mail.local: ", "exit code"]),
+    (
+        Reason::MailerError,
+        &[
+            "pipe to |",
+            "x-unix; ",
+            "command died with status",
+            "command output:",
+            "procmail: ",
+            "mail.local: ",
+            "exit code",
+        ],
+    ),
 ];
 
 /// Does `text` (lowercase, whitespace collapsed) contain `pattern`, where
@@ -897,7 +936,10 @@ pub fn phrase_matches(text: &str, pattern: &str) -> bool {
 
 /// Does the text match one of `reason`'s phrases in `table`?
 pub fn text_is(table: &[(Reason, &[&str])], reason: Reason, text: &str) -> bool {
-    table.iter().filter(|(r, _)| *r == reason).any(|(_, ps)| ps.iter().any(|p| phrase_matches(text, p)))
+    table
+        .iter()
+        .filter(|(r, _)| *r == reason)
+        .any(|(_, ps)| ps.iter().any(|p| phrase_matches(text, p)))
 }
 
 /// Which reasons' phrases a text contains, per table.
@@ -954,7 +996,11 @@ static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| {
         }
     }
     let automaton = AhoCorasick::new(&pieces).ok()?;
-    Some(Compiled { automaton, patterns, pieces: pieces.len() })
+    Some(Compiled {
+        automaton,
+        patterns,
+        pieces: pieces.len(),
+    })
 });
 
 /// Finds which reasons' phrases occur in `text` (lowercase, whitespace
@@ -967,7 +1013,11 @@ pub fn scan(text: &str) -> Hits {
         for (second, table) in [(false, PHRASES), (true, SECOND_PHRASES)] {
             for (reason, list) in table {
                 if list.iter().any(|p| phrase_matches(text, p)) {
-                    if second { hits.second |= bit(*reason) } else { hits.first |= bit(*reason) }
+                    if second {
+                        hits.second |= bit(*reason)
+                    } else {
+                        hits.first |= bit(*reason)
+                    }
                 }
             }
         }
@@ -995,8 +1045,14 @@ mod tests {
 
     #[test]
     fn gap_pattern_matches_in_order_only() {
-        assert!(phrase_matches("user kijitora does not exist here", "user * does not exist"));
-        assert!(!phrase_matches("does not exist user", "user * does not exist"));
+        assert!(phrase_matches(
+            "user kijitora does not exist here",
+            "user * does not exist"
+        ));
+        assert!(!phrase_matches(
+            "does not exist user",
+            "user * does not exist"
+        ));
     }
 
     #[test]

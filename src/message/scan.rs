@@ -25,7 +25,10 @@ pub fn addresses(text: &str) -> Vec<(usize, String)> {
         let mut s = at;
         if at > 0 && b[at - 1] == b'"' {
             // A quoted local part: `"john..doe"@example.org`.
-            if let Some(q) = b[at.saturating_sub(MAX_LOCAL + 1)..at - 1].iter().rposition(|&c| c == b'"') {
+            if let Some(q) = b[at.saturating_sub(MAX_LOCAL + 1)..at - 1]
+                .iter()
+                .rposition(|&c| c == b'"')
+            {
                 let q = at.saturating_sub(MAX_LOCAL + 1) + q;
                 let local = &text[q..at];
                 if !local[1..local.len() - 1].contains(['"', ' ', '<', '>']) && local.len() > 2 {
@@ -129,8 +132,12 @@ pub fn reply_code(text: &str) -> Option<u16> {
         if matches!(b[i], b'2' | b'4' | b'5')
             && b[i + 1].is_ascii_digit()
             && b[i + 2].is_ascii_digit()
-            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || matches!(b[i - 1], b'.' | b'-' | b'/' | b'=' | b'+' | b'#')))
-            && b.get(i + 3).is_none_or(|&c| c == b' ' || c == b'-' || c == b'\n' || c == b'\r' || c == b';' || c == b',')
+            && (i == 0
+                || !(b[i - 1].is_ascii_alphanumeric()
+                    || matches!(b[i - 1], b'.' | b'-' | b'/' | b'=' | b'+' | b'#')))
+            && b.get(i + 3).is_none_or(|&c| {
+                c == b' ' || c == b'-' || c == b'\n' || c == b'\r' || c == b';' || c == b','
+            })
             && b[i + 1] <= b'5'
         {
             return text[i..i + 3].parse().ok();
@@ -153,7 +160,10 @@ mod tests {
 
     #[test]
     fn status_code_skips_ip_addresses() {
-        assert_eq!(status_code("host 192.0.2.1 said: 550 5.1.1 unknown"), Some("5.1.1"));
+        assert_eq!(
+            status_code("host 192.0.2.1 said: 550 5.1.1 unknown"),
+            Some("5.1.1")
+        );
         assert_eq!(status_code("from 4.2.2.1 said"), None);
     }
 

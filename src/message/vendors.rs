@@ -103,8 +103,17 @@ const BOUNCE_SUBJECTS: &[&str] = &[
 ];
 
 /// Local parts (lowercase) of bounce senders.
-const DAEMON_LOCALS: &[&str] =
-    &["mailer-daemon", "mailer_daemon", "maildaemon", "mail-daemon", "postmaster", "mdaemon", "bounce", "bounces", "nobody"];
+const DAEMON_LOCALS: &[&str] = &[
+    "mailer-daemon",
+    "mailer_daemon",
+    "maildaemon",
+    "mail-daemon",
+    "postmaster",
+    "mdaemon",
+    "bounce",
+    "bounces",
+    "nobody",
+];
 
 /// Header-like lines whose addresses never name the failed recipient.
 const SKIP_LINE_PREFIXES: &[&str] = &[
@@ -138,7 +147,9 @@ pub fn bounce_signs(h: &Headers, text_lower: &str) -> Option<&'static str> {
     let from = h.get("from").unwrap_or("").to_ascii_lowercase();
     let from_addr = scan::header_address(&from).unwrap_or_default();
     let local = from_addr.split('@').next().unwrap_or("");
-    let daemon = DAEMON_LOCALS.iter().any(|d| local == *d || local.starts_with(&format!("{d}-")))
+    let daemon = DAEMON_LOCALS
+        .iter()
+        .any(|d| local == *d || local.starts_with(&format!("{d}-")))
         || from.contains("mailer-daemon")
         || from.contains("mail delivery")
         || from.contains("postmaster");
@@ -158,7 +169,10 @@ pub fn split_original(text: &str) -> (&str, &str) {
     let mut pos = 0;
     for line in text.split_inclusive('\n') {
         let l = line.trim().to_ascii_lowercase();
-        let separator = l.starts_with("--") || l.starts_with("==") || l.starts_with("__") || l.starts_with("**");
+        let separator = l.starts_with("--")
+            || l.starts_with("==")
+            || l.starts_with("__")
+            || l.starts_with("**");
         let marker = (ORIGINAL_MARKERS.iter().any(|m| l.contains(m)) && l.len() < 120)
             || (separator && SEPARATOR_WORDS.iter().any(|m| l.contains(m)));
         if marker && pos > 0 {
@@ -217,18 +231,21 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
             }
             // Caps keep hostile texts (thousands of addresses) linear.
             let room = found.len() < MAX_RECIPIENTS;
-            match found.iter_mut().find(|(a, _)| a.eq_ignore_ascii_case(&addr)) {
-                Some((_, at)) => {
-                    if at.len() < MAX_MENTIONS && !at.contains(&i) {
-                        at.push(i);
-                    }
-                }
+            match found
+                .iter_mut()
+                .find(|(a, _)| a.eq_ignore_ascii_case(&addr))
+            {
+                Some((_, at)) if at.len() < MAX_MENTIONS && !at.contains(&i) => at.push(i),
+                Some(_) => {}
                 None if room => found.push((addr, vec![i])),
                 None => {}
             }
         }
     }
-    let mention_lines: Vec<usize> = found.iter().flat_map(|(_, at)| at.iter().copied()).collect();
+    let mention_lines: Vec<usize> = found
+        .iter()
+        .flat_map(|(_, at)| at.iter().copied())
+        .collect();
     found
         .into_iter()
         .map(|(address, at)| {

@@ -27,7 +27,11 @@ impl Verp {
         }
         let middle = address.get(prefix.len()..address.len() - suffix.len())?;
         // The domain cannot contain the separator, so split at its last use.
-        let (local, domain) = if sep.is_empty() { return None } else { middle.rsplit_once(sep)? };
+        let (local, domain) = if sep.is_empty() {
+            return None;
+        } else {
+            middle.rsplit_once(sep)?
+        };
         if local.is_empty() || domain.is_empty() || !domain.contains('.') {
             return None;
         }
@@ -51,7 +55,11 @@ mod tests {
     #[test]
     fn verp_address_is_decoded() {
         let v = Verp::parse("bounces+{local}={domain}@example.com").unwrap();
-        assert_eq!(v.decode("bounces+kijitora=Example.JP@example.com").as_deref(), Some("kijitora@example.jp"));
+        assert_eq!(
+            v.decode("bounces+kijitora=Example.JP@example.com")
+                .as_deref(),
+            Some("kijitora@example.jp")
+        );
         assert_eq!(v.decode("someone@example.com"), None);
     }
 }
