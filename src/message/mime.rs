@@ -320,7 +320,8 @@ fn split_params(s: &str) -> Vec<&str> {
 /// One non-multipart part of a message.
 #[derive(Debug, Clone)]
 pub struct Leaf<'a> {
-    /// The part's own headers.
+    /// The part's own headers (empty for a single-part message: see
+    /// [`Parsed::headers`]).
     pub headers: Headers,
     /// Its content type.
     pub ctype: ContentType,
@@ -364,12 +365,19 @@ pub fn parse(raw: &[u8]) -> Parsed<'_> {
             break;
         }
         let (head, body) = split_head(entity);
+        // The message's own header block was parsed above; its leaf (a
+        // single-part message) gets empty headers rather than a copy.
         let part_headers = if depth == 0 {
-            headers.clone()
+            Headers::default()
         } else {
             parse_headers(head)
         };
-        let ctype = ContentType::parse(part_headers.get("content-type"));
+        let fields = if depth == 0 { &headers } else { &part_headers };
+        let ctype = ContentType::parse(fields.get("content-type"));
+        let cte = fields
+            .get("content-transfer-encoding")
+            .unwrap_or("")
+            .to_ascii_lowercase();
         if ctype.mime.starts_with("multipart/") {
             if depth >= MAX_DEPTH {
                 truncated = true;
@@ -393,10 +401,6 @@ pub fn parse(raw: &[u8]) -> Parsed<'_> {
                 continue;
             }
         }
-        let cte = part_headers
-            .get("content-transfer-encoding")
-            .unwrap_or("")
-            .to_ascii_lowercase();
         let capped = &body[..body.len().min(MAX_DECODE * 4 / 3 + 4)];
         let decoded: Cow<[u8]> = if cte.contains("base64") {
             Cow::Owned(decode_base64(capped))

@@ -4,6 +4,10 @@
 //! server's reply, then a separator and the returned message — so one
 //! scanner driven by the tables below reads them all.
 
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
 use super::mime::{Headers, parse_headers, split_head};
 use super::scan;
 
@@ -155,7 +159,10 @@ pub fn bounce_signs(h: &Headers, text_lower: &str) -> Option<&'static str> {
         || from.contains("postmaster");
     let subject = h.get("subject").unwrap_or("").to_lowercase();
     let bounce_subject = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
-    let phrase = BOUNCE_PHRASES.iter().any(|p| text_lower.contains(p));
+    let phrase = match BOUNCE_TEXT.as_ref() {
+        Some(ac) => ac.is_match(text_lower),
+        None => BOUNCE_PHRASES.iter().any(|p| text_lower.contains(p)),
+    };
     match (daemon, bounce_subject, phrase) {
         (true, _, true) | (true, true, _) => Some("sent by a mail system with a bounce text"),
         (_, true, true) => Some("bounce subject and text"),
@@ -166,21 +173,49 @@ pub fn bounce_signs(h: &Headers, text_lower: &str) -> Option<&'static str> {
 /// Cuts `text` at the first line that starts the returned message; returns
 /// the error part and the rest.
 pub fn split_original(text: &str) -> (&str, &str) {
-    let mut pos = 0;
-    for line in text.split_inclusive('\n') {
-        let l = line.trim().to_ascii_lowercase();
-        let separator = l.starts_with("--")
-            || l.starts_with("==")
-            || l.starts_with("__")
-            || l.starts_with("**");
-        let marker = (ORIGINAL_MARKERS.iter().any(|m| l.contains(m)) && l.len() < 120)
-            || (separator && SEPARATOR_WORDS.iter().any(|m| l.contains(m)));
-        if marker && pos > 0 {
-            return (&text[..pos], &text[pos + line.len()..]);
+    // One automaton pass finds candidate lines; only those are inspected.
+    let Some(ac) = MARKERS.as_ref() else {
+        return (text, "");
+    };
+    for m in ac.find_iter(text) {
+        let start = text[..m.start()].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[m.end()..]
+            .find('\n')
+            .map_or(text.len(), |i| m.end() + i + 1);
+        if start == 0 {
+            continue;
         }
-        pos += line.len();
+        let line = text[start..end].trim();
+        let separator = ["--", "==", "__", "**"].iter().any(|p| line.starts_with(p));
+        let is_marker = if m.pattern().as_usize() < ORIGINAL_MARKERS.len() {
+            line.len() < 120
+        } else {
+            separator
+        };
+        if is_marker {
+            return (&text[..start], &text[end..]);
+        }
     }
     (text, "")
+}
+
+/// [`ORIGINAL_MARKERS`] then [`SEPARATOR_WORDS`], matched without case.
+static MARKERS: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(ORIGINAL_MARKERS.iter().chain(SEPARATOR_WORDS))
+        .ok()
+});
+
+/// [`BOUNCE_PHRASES`] in one automaton.
+static BOUNCE_TEXT: LazyLock<Option<AhoCorasick>> =
+    LazyLock::new(|| AhoCorasick::new(BOUNCE_PHRASES).ok());
+
+/// Does `line` start with `prefix` (lowercase ASCII), ignoring case?
+fn starts_with_ci(line: &str, prefix: &str) -> bool {
+    line.len() >= prefix.len()
+        && line.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
 /// The headers of a returned message quoted as text after the separator.
@@ -219,8 +254,13 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
     let lines: Vec<&str> = error.lines().take(2000).collect();
     let mut found: Vec<(String, Vec<usize>)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        let l = line.trim_start().to_ascii_lowercase();
-        if SKIP_LINE_PREFIXES.iter().any(|p| l.starts_with(p)) || l.contains("mailto:") {
+        if !line.contains('@') {
+            continue;
+        }
+        let l = line.trim_start();
+        if SKIP_LINE_PREFIXES.iter().any(|p| starts_with_ci(l, p))
+            || l.to_ascii_lowercase().contains("mailto:")
+        {
             continue;
         }
         for (_, addr) in scan::addresses(line) {
