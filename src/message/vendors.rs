@@ -73,6 +73,27 @@ const BOUNCE_PHRASES: &[&str] = &[
     "message you sent",
 ];
 
+/// Phrases (lowercase) that on their own mark a bounce: MTAs' fixed
+/// introductions and transcript markers that people do not write.
+const STRONG_BOUNCE_PHRASES: &[&str] = &[
+    "this is the mail system at host",
+    "i'm afraid i wasn't able to deliver",
+    "this message was created automatically by mail delivery software",
+    "the following addresses had permanent fatal errors",
+    "the following addresses had delivery errors",
+    "delivery to the following recipient failed",
+    "did not reach the following recipient",
+    "an error has occurred while attempting to deliver a message",
+    "this is the mailer-daemon",
+    "delivery has failed to these recipients",
+    "smtp error from remote mail server",
+    "transcript of session follows",
+    "could not be delivered to: <",
+    "unable to deliver message to",
+    "sent <<< rcpt to:",
+    ">>> rcpt to:",
+];
+
 /// Subjects (lowercase substrings) of bounces.
 const BOUNCE_SUBJECTS: &[&str] = &[
     "undeliver",
@@ -159,11 +180,21 @@ pub fn bounce_signs(h: &Headers, text_lower: &str) -> Option<&'static str> {
         || from.contains("postmaster");
     let subject = h.get("subject").unwrap_or("").to_lowercase();
     let bounce_subject = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
+    let strong = match STRONG_TEXT.as_ref() {
+        Some(ac) => ac.is_match(text_lower),
+        None => STRONG_BOUNCE_PHRASES.iter().any(|p| text_lower.contains(p)),
+    };
+    if strong {
+        return Some("a mail system's bounce text");
+    }
+    // An empty From (`<>`) is how some MTAs sign bounces.
+    let daemon = daemon || from.trim() == "<>" || from.ends_with("<>");
     let phrase = match BOUNCE_TEXT.as_ref() {
         Some(ac) => ac.is_match(text_lower),
         None => BOUNCE_PHRASES.iter().any(|p| text_lower.contains(p)),
     };
-    match (daemon, bounce_subject, phrase) {
+    let has_code = scan::status_code(text_lower).is_some();
+    match (daemon, bounce_subject, phrase || has_code) {
         (true, _, true) | (true, true, _) => Some("sent by a mail system with a bounce text"),
         (_, true, true) => Some("bounce subject and text"),
         _ => None,
@@ -211,6 +242,9 @@ static MARKERS: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
 /// [`BOUNCE_PHRASES`] in one automaton.
 static BOUNCE_TEXT: LazyLock<Option<AhoCorasick>> =
     LazyLock::new(|| AhoCorasick::new(BOUNCE_PHRASES).ok());
+/// [`STRONG_BOUNCE_PHRASES`] in one automaton.
+static STRONG_TEXT: LazyLock<Option<AhoCorasick>> =
+    LazyLock::new(|| AhoCorasick::new(STRONG_BOUNCE_PHRASES).ok());
 
 /// Does `line` start with `prefix` (lowercase ASCII), ignoring case?
 fn starts_with_ci(line: &str, prefix: &str) -> bool {
