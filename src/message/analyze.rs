@@ -6,7 +6,7 @@ use super::dsn::{self, DsnRecipient};
 use super::mime::{self, Headers, Parsed};
 use super::reason::{self, Evidence, normalize};
 use super::vendors::{self, TextRecipient};
-use super::{Classification, Kind, Options, Reason, Recipient, arf, autoreply, scan};
+use super::{Classification, Kind, Options, Reason, Recipient, arf, autoreply, scan, ses};
 
 /// Most bytes of bounce text we read: the part that names recipients and
 /// reasons is at the top, and scanning a 50 MB body would only cost time.
@@ -113,19 +113,7 @@ fn strip_tags(html: &str) -> String {
 fn decide(p: &Parsed<'_>, opts: &Options) -> Classification {
     if arf::is_feedback(p) {
         let fb = arf::read(p);
-        let recipients = fb
-            .address
-            .into_iter()
-            .map(|address| Recipient {
-                address,
-                status: None,
-                reply_code: None,
-                action: None,
-                diagnostic: None,
-                reason: Reason::Feedback,
-                hard: None,
-            })
-            .collect();
+        let recipients = fb.addresses.into_iter().map(feedback_recipient).collect();
         let mut c = verdict(Kind::Complaint, recipients, None);
         c.feedback_type = fb.feedback_type;
         return c;
@@ -185,6 +173,14 @@ fn decide(p: &Parsed<'_>, opts: &Options) -> Classification {
 
     if !dsn.is_empty() {
         return from_dsn(&dsn, &texts, &error_lower);
+    }
+    if error.contains("\"notificationType\"")
+        && let Some(notice) = ses::parse(error)
+    {
+        return from_ses(notice);
+    }
+    if let Some(c) = hotmail_complaint(p, original.as_ref()) {
+        return c;
     }
 
     let bounce_sign = vendors::bounce_signs(&p.headers, &error_lower);
@@ -249,6 +245,48 @@ fn decide(p: &Parsed<'_>, opts: &Options) -> Classification {
         return not_bounce("no header fields: not a mail message");
     }
     not_bounce("no delivery status, bounce text or auto-reply sign")
+}
+
+fn feedback_recipient(address: String) -> Recipient {
+    Recipient { address, status: None, reply_code: None, action: None, diagnostic: None, reason: Reason::Feedback, hard: None }
+}
+
+fn from_ses(notice: ses::Notice) -> Classification {
+    match notice {
+        ses::Notice::Delivery => not_bounce("Amazon SES delivery notification (success)"),
+        ses::Notice::Complaint(addresses, fbt) => {
+            let mut c = verdict(Kind::Complaint, addresses.into_iter().map(feedback_recipient).collect(), None);
+            c.feedback_type = fbt;
+            c
+        }
+        ses::Notice::Bounce(list) => {
+            let recipients: Vec<Recipient> = list
+                .iter()
+                .map(|r| {
+                    let diag = r.diagnostic.as_deref().unwrap_or("");
+                    let diag = diag.split_once(';').filter(|(t, _)| !t.contains(' ')).map_or(diag, |(_, d)| d.trim());
+                    recipient(&r.address, r.status.as_deref(), r.action.as_deref(), None, diag, "")
+                })
+                .collect();
+            if recipients.is_empty() {
+                return not_bounce("Amazon SES bounce notification names no recipient");
+            }
+            verdict(Kind::Bounce, recipients, None)
+        }
+    }
+}
+
+/// Microsoft's feedback loop (JMRP) sends complaints as a plain message with
+/// the reported mail attached, not as ARF.
+fn hotmail_complaint(p: &Parsed<'_>, original: Option<&Headers>) -> Option<Classification> {
+    let subject = p.headers.get("subject")?.to_ascii_lowercase();
+    if !subject.trim_start().starts_with("complaint about message from") {
+        return None;
+    }
+    let to = original?.get("to").and_then(scan::header_address);
+    let mut c = verdict(Kind::Complaint, to.into_iter().map(feedback_recipient).collect(), None);
+    c.feedback_type = Some("abuse".into());
+    Some(c)
 }
 
 /// Addresses that belong to the sender side: never a failed recipient.

@@ -9,8 +9,9 @@ use super::scan;
 pub struct Feedback {
     /// `Feedback-Type`, lowercase (abuse, fraud, opt-out, ...).
     pub feedback_type: Option<String>,
-    /// Who was complained about, when the report or the returned message names it.
-    pub address: Option<String>,
+    /// Who was complained about, when the report or the returned message
+    /// names anyone (every `Original-Rcpt-To`).
+    pub addresses: Vec<String>,
 }
 
 /// True when the message is a feedback report: a `multipart/report` with
@@ -39,12 +40,12 @@ pub fn read(p: &Parsed<'_>) -> Feedback {
         fb.feedback_type = h
             .get("feedback-type")
             .map(|t| t.trim().to_ascii_lowercase());
-        fb.address = ["original-rcpt-to", "removal-recipient"]
-            .iter()
-            .find_map(|n| h.get(n).and_then(scan::header_address));
+        for name in ["original-rcpt-to", "removal-recipient"] {
+            fb.addresses.extend(h.get_all(name).filter_map(scan::header_address));
+        }
     }
-    if fb.address.is_none() {
-        fb.address = original_headers(p).and_then(|h| h.get("to").and_then(scan::header_address));
+    if fb.addresses.is_empty() {
+        fb.addresses.extend(original_headers(p).and_then(|h| h.get("to").and_then(scan::header_address)));
     }
     fb
 }

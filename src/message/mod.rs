@@ -5,7 +5,7 @@
 //!
 //! Layout: [`mime`] parses headers and parts; [`dsn`] reads RFC 3464 fields;
 //! [`vendors`] reads bounce texts that carry no DSN; [`arf`] feedback
-//! reports; [`autoreply`] vacation replies; [`verp`] envelope addresses;
+//! reports; [`ses`] Amazon SES JSON notifications; [`autoreply`] vacation replies; [`verp`] envelope addresses;
 //! [`rules`] holds the status-code and phrase tables and [`reason`] applies
 //! them; `analyze` ties the steps together in SPEC order.
 
@@ -17,6 +17,7 @@ pub mod mime;
 pub mod reason;
 pub mod rules;
 pub mod scan;
+pub mod ses;
 pub mod vendors;
 pub mod verp;
 
