@@ -30,7 +30,7 @@ pub fn run(raw: &[u8], opts: &Options) -> Classification {
                 .to_string()
         })
         .filter(|v| !v.is_empty());
-    let mut c = decide(&parsed, opts);
+    let mut c = decide(&parsed, opts, 0);
     c.message_id = message_id;
     c
 }
@@ -110,7 +110,7 @@ fn strip_tags(html: &str) -> String {
         .replace("&amp;", "&")
 }
 
-fn decide(p: &Parsed<'_>, opts: &Options) -> Classification {
+fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
     if arf::is_feedback(p) {
         let fb = arf::read(p);
         let recipients = fb.addresses.into_iter().map(feedback_recipient).collect();
@@ -184,6 +184,12 @@ fn decide(p: &Parsed<'_>, opts: &Options) -> Classification {
     }
 
     let bounce_sign = vendors::bounce_signs(&p.headers, &error_lower);
+    if bounce_sign.is_some()
+        && nesting == 0
+        && let Some(inner) = forwarded_bounce(p, opts)
+    {
+        return inner;
+    }
     if let Some(sign) = bounce_sign {
         let one = texts.len() == 1;
         let mut recipients: Vec<Recipient> = texts
@@ -287,6 +293,15 @@ fn hotmail_complaint(p: &Parsed<'_>, original: Option<&Headers>) -> Option<Class
     let mut c = verdict(Kind::Complaint, to.into_iter().map(feedback_recipient).collect(), None);
     c.feedback_type = Some("abuse".into());
     Some(c)
+}
+
+/// A bounce that relays another bounce (a mail system forwarding a DSN it
+/// received) names the recipient only in the attached one.
+fn forwarded_bounce(p: &Parsed<'_>, opts: &Options) -> Option<Classification> {
+    let leaf = p.leaves.iter().find(|l| matches!(l.ctype.mime.as_str(), "message/rfc822" | "message/global"))?;
+    let inner = mime::parse(&leaf.body);
+    let c = decide(&inner, opts, 1);
+    matches!(c.kind, Kind::Bounce | Kind::Delayed).then_some(c)
 }
 
 /// Addresses that belong to the sender side: never a failed recipient.
