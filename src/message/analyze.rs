@@ -421,6 +421,9 @@ fn command(text: &str) -> Option<&'static str> {
     const COMMANDS: &[(&str, &str)] = &[
         ("end of data", "DATA"),
         ("data command", "DATA"),
+        ("command data", "DATA"),
+        ("[rcpt_to]", "RCPT"),
+        ("command rcpt", "RCPT"),
         ("rcpt command", "RCPT"),
         ("our rcpt", "RCPT"),
         ("after rcpt", "RCPT"),

@@ -117,11 +117,14 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
                 if by_code == Some(Reason::Suspend) {
                     continue;
                 }
+                // A filtering code still needs filtering words here: the
+                // same code also comes with rate limits and the like.
                 let says = says_unknown || hits.first(r);
-                if by_code == Some(r) || (!before_data && says) {
+                if says && (by_code == Some(r) || !before_data) {
                     return r;
                 }
             }
+            Reason::MesgTooBig if by_code == Some(Reason::ExceedLimit) => {}
             Reason::SpamDetected if before_data => {
                 if by_code == Some(r) {
                     return r;
@@ -138,13 +141,17 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
     if !refinable && let Some(r) = by_code {
         return r;
     }
+    // Spam and full mailboxes are recognised here too, when the command
+    // (say RCPT) kept them from deciding above.
+    for r in [Reason::MailboxFull, Reason::SpamDetected] {
+        if hits.first(r) {
+            return r;
+        }
+    }
     for (r, _) in SECOND_PHRASES {
         if hits.second(*r) {
             return *r;
         }
-    }
-    if let Some(r) = by_code.filter(|r| *r != Reason::UserUnknown) {
-        return r;
     }
     let class = e.status.map(|s| s.get(..3).unwrap_or(s));
     if matches!(class, Some("5.6" | "4.6")) {
@@ -155,6 +162,9 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
     }
     if matches!(e.diag_type, Some("x-unix" | "x-postfix")) {
         return Reason::MailerError;
+    }
+    if let Some(r) = by_code.filter(|r| *r != Reason::UserUnknown) {
+        return r;
     }
     if matches!(e.reply_code, Some(500..=504))
         || matches!(class, Some("5.5")) && e.status != Some("5.5.0")

@@ -37,7 +37,7 @@ pub fn status_reason(status: &str) -> Option<Reason> {
         // Mailbox disabled: in practice servers send it for unknown users.
         ("2", "1") => {
             if class == "5" {
-                UserUnknown
+                Filtered
             } else {
                 Suspend
             }
@@ -228,6 +228,7 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::AuthFailure,
         &[
+            "does not have authentication information or fails to pass",
             "//spf.pobox.com",
             "bad spf records for",
             "dmarc policy",
@@ -412,6 +413,7 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::NotCompliantRfc,
         &[
+            "addresses in from: header",
             "this message is not rfc 5322 compliant",
             "not rfc 5322 compliant",
             "duplicate header",
@@ -426,6 +428,7 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::BadReputation,
         &[
+            "temporarily deferred due to unexpected volume or user complaints",
             "has been temporarily rate limited due to ip reputation",
             "likely unsolicited mail",
             "low reputation of the sending",
@@ -518,7 +521,6 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
             "unroutable address",
             "unrouteable address",
             "553 * does not exist",
-            "host not found",
             "domain not found",
             "unknown domain",
             "no mx record",
@@ -622,6 +624,7 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::TooManyConn,
         &[
+            "frequency limited",
             "all available ips are at maximum connection limit",
             "connection rate limit exceeded",
             "exceeds per-domain connection limit for",
@@ -685,7 +688,6 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
             "smtp error from remote mail server after initial connection:",
             "sorry, that domain isn't in my list of allowed rcpthosts",
             "sorry, your remotehost looks suspiciously like spammer",
-            "temporarily deferred due to unexpected volume or user complaints",
             "to submit messages to this e-mail system has been rejected",
             "too many spams from your ip",
             "too many unwanted messages have been sent from the following ip address above",
@@ -713,14 +715,6 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
             "is blocked by rbl",
             "the domain * is blacklisted",
             "the ip* is blacklisted",
-            "service refused, please try later",
-            ".abuseat.org",
-            "client host rejected",
-            "listed in",
-            "blocklist",
-            "your ip",
-            "not allowed to send mail",
-            "access denied",
         ],
     ),
 ];
@@ -820,12 +814,28 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
         ],
     ),
     (
+        Reason::NotAccept,
+        &[
+            "doesn't receive email",
+            "couldn't find a mail exchanger",
+            "no mx found for domain",
+            "indicated no smtp service",
+            "does not accept mail (nullmx)",
+            "host/domain does not accept mail",
+            "host does not accept mail",
+            "name server: .: host not found",
+            "no mx record found for domain=",
+            "no route for current request",
+            "smtp protocol returned a permanent error",
+            "null mx",
+        ],
+    ),
+    (
         Reason::NetworkError,
         &[
             "dns type 'mx' lookup of",
             "network error on destination",
             "dns query failed",
-            "dns error",
             "could not connect and send the mail to",
             "dns records for the destination computer could not be found",
             "hop count exceeded - possible mail loop",
@@ -847,6 +857,7 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::Expired,
         &[
+            "envelope expired",
             "could not deliver for the last",
             "did not accept our requests to connect",
             "message expired",
@@ -890,21 +901,6 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
         &[
             "mail system full",
             "requested mail action aborted: exceeded storage allocation",
-        ],
-    ),
-    (
-        Reason::NotAccept,
-        &[
-            "no mx found for domain",
-            "indicated no smtp service",
-            "does not accept mail (nullmx)",
-            "host/domain does not accept mail",
-            "host does not accept mail",
-            "name server: .: host not found",
-            "no mx record found for domain=",
-            "no route for current request",
-            "smtp protocol returned a permanent error",
-            "null mx",
         ],
     ),
     (
