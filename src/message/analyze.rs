@@ -408,7 +408,7 @@ fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) ->
 /// from non-members or to missing groups with a generic notice.
 fn vendor_reasons(mut recipients: Vec<Recipient>) -> Vec<Recipient> {
     for r in &mut recipients {
-        if r.address.ends_with("@googlegroups.com") && r.reason == Reason::OnHold {
+        if r.address.ends_with("@googlegroups.com") && matches!(r.reason, Reason::OnHold | Reason::Undefined) {
             r.reason = Reason::Rejected;
             r.hard = Some(false);
         }
@@ -488,15 +488,33 @@ fn recipient(
             })
         })
         .or(Some("failed".into()));
-    let ev = Evidence {
+    // The server's own words decide first; the surrounding bounce text
+    // (transcripts, other recipients' lines) only when they say nothing.
+    let mut ev = Evidence {
         status,
         reply_code,
-        text: &text,
+        text: &diag_norm,
         action: action.as_deref(),
         command: command(&text),
         diag_type,
     };
-    let reason = reason::decide(&ev);
+    let mut reason = reason::decide(&ev);
+    let vague = [
+        Reason::OnHold,
+        Reason::Undefined,
+        Reason::SecurityError,
+        Reason::SystemError,
+        Reason::SyntaxError,
+        Reason::Expired,
+        Reason::NetworkError,
+    ];
+    if vague.contains(&reason) || diag_norm.is_empty() {
+        ev.text = &text;
+        let wider = reason::decide(&ev);
+        if !matches!(wider, Reason::OnHold | Reason::Undefined) {
+            reason = wider;
+        }
+    }
     let permanent = status.map_or_else(
         || reply_code.is_none_or(|c| c >= 500),
         |s| s.starts_with('5'),
