@@ -404,10 +404,24 @@ fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) ->
     verdict(kind, vendor_reasons(recipients), None)
 }
 
+/// Japanese mobile carriers whose servers answer "user unknown" when the
+/// subscriber's own receive filter refuses the sender.
+const FILTERING_CARRIERS: &[&str] = &["docomo.ne.jp"];
+
 /// Reasons a vendor's format states by itself. Google Groups refuses posts
 /// from non-members or to missing groups with a generic notice.
 fn vendor_reasons(mut recipients: Vec<Recipient>) -> Vec<Recipient> {
     for r in &mut recipients {
+        let domain = r.address.rsplit('@').next().unwrap_or("");
+        let carrier = FILTERING_CARRIERS.iter().any(|c| domain == *c || domain.ends_with(&format!(".{c}")));
+        let exact_unknown = r.status.as_deref().is_some_and(|s| s.ends_with(".1.1"));
+        // Their filter's reply names no address: "550 : User unknown".
+        let diag = normalize(r.diagnostic.as_deref().unwrap_or(""));
+        let anonymous = diag.contains("550 : user unknown") || diag.contains("550: : user unknown");
+        if (anonymous || carrier && domain == "docomo.ne.jp") && r.reason == Reason::UserUnknown && !exact_unknown {
+            r.reason = Reason::Filtered;
+            r.hard = Some(false);
+        }
         if r.address.ends_with("@googlegroups.com") && matches!(r.reason, Reason::OnHold | Reason::Undefined) {
             r.reason = Reason::Rejected;
             r.hard = Some(false);
