@@ -719,6 +719,16 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
     ),
 ];
 
+/// Replies that name a missing user in so many words whatever the SMTP
+/// stage, so they are not read as a content filter after DATA.
+pub const CERTAIN_UNKNOWN: &[&str] = &[
+    "delivery error: dd this user doesn't have",
+    "adresse destinataire invalide",
+    "user unknown in local recipient table",
+    "user unknown in virtual mailbox table",
+    "recipient not found by smtp address lookup",
+];
+
 /// Phrases tried only when the status code did not settle the reason
 /// (see [`super::reason`]).
 pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
