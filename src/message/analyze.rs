@@ -4,15 +4,14 @@
 
 use super::dsn::{self, DsnRecipient};
 use super::mime::{self, Headers, Parsed};
-use super::reason::{self, Evidence, normalize};
+use super::reason::normalize;
+use super::recipient::{recipient, vendor_reasons};
 use super::vendors::{self, TextRecipient};
 use super::{Classification, Kind, Options, Reason, Recipient, arf, autoreply, scan, ses};
 
 /// Most bytes of bounce text we read: the part that names recipients and
 /// reasons is at the top, and scanning a 50 MB body would only cost time.
 const MAX_TEXT: usize = 64 * 1024;
-/// Most bytes of one recipient's text that the reason tables look at.
-const MAX_REASON_TEXT: usize = 4 * 1024;
 /// Most recipients reported from one message.
 const MAX_RECIPIENTS: usize = 100;
 
@@ -79,7 +78,7 @@ fn body_text(p: &Parsed<'_>) -> String {
 }
 
 /// The longest prefix of `s` of at most `max` bytes on a char boundary.
-fn cut(s: &str, max: usize) -> &str {
+pub(super) fn cut(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
@@ -254,14 +253,26 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
 }
 
 fn feedback_recipient(address: String) -> Recipient {
-    Recipient { address, status: None, reply_code: None, action: None, diagnostic: None, reason: Reason::Feedback, hard: None }
+    Recipient {
+        address,
+        status: None,
+        reply_code: None,
+        action: None,
+        diagnostic: None,
+        reason: Reason::Feedback,
+        hard: None,
+    }
 }
 
 fn from_ses(notice: ses::Notice) -> Classification {
     match notice {
         ses::Notice::Delivery => not_bounce("Amazon SES delivery notification (success)"),
         ses::Notice::Complaint(addresses, fbt) => {
-            let mut c = verdict(Kind::Complaint, addresses.into_iter().map(feedback_recipient).collect(), None);
+            let mut c = verdict(
+                Kind::Complaint,
+                addresses.into_iter().map(feedback_recipient).collect(),
+                None,
+            );
             c.feedback_type = fbt;
             c
         }
@@ -270,8 +281,18 @@ fn from_ses(notice: ses::Notice) -> Classification {
                 .iter()
                 .map(|r| {
                     let diag = r.diagnostic.as_deref().unwrap_or("");
-                    let diag = diag.split_once(';').filter(|(t, _)| !t.contains(' ')).map_or(diag, |(_, d)| d.trim());
-                    recipient(&r.address, r.status.as_deref(), r.action.as_deref(), None, diag, "")
+                    let diag = diag
+                        .split_once(';')
+                        .filter(|(t, _)| !t.contains(' '))
+                        .map_or(diag, |(_, d)| d.trim());
+                    recipient(
+                        &r.address,
+                        r.status.as_deref(),
+                        r.action.as_deref(),
+                        None,
+                        diag,
+                        "",
+                    )
                 })
                 .collect();
             if recipients.is_empty() {
@@ -286,11 +307,18 @@ fn from_ses(notice: ses::Notice) -> Classification {
 /// the reported mail attached, not as ARF.
 fn hotmail_complaint(p: &Parsed<'_>, original: Option<&Headers>) -> Option<Classification> {
     let subject = p.headers.get("subject")?.to_ascii_lowercase();
-    if !subject.trim_start().starts_with("complaint about message from") {
+    if !subject
+        .trim_start()
+        .starts_with("complaint about message from")
+    {
         return None;
     }
     let to = original?.get("to").and_then(scan::header_address);
-    let mut c = verdict(Kind::Complaint, to.into_iter().map(feedback_recipient).collect(), None);
+    let mut c = verdict(
+        Kind::Complaint,
+        to.into_iter().map(feedback_recipient).collect(),
+        None,
+    );
     c.feedback_type = Some("abuse".into());
     Some(c)
 }
@@ -298,7 +326,10 @@ fn hotmail_complaint(p: &Parsed<'_>, original: Option<&Headers>) -> Option<Class
 /// A bounce that relays another bounce (a mail system forwarding a DSN it
 /// received) names the recipient only in the attached one.
 fn forwarded_bounce(p: &Parsed<'_>, opts: &Options) -> Option<Classification> {
-    let leaf = p.leaves.iter().find(|l| matches!(l.ctype.mime.as_str(), "message/rfc822" | "message/global"))?;
+    let leaf = p
+        .leaves
+        .iter()
+        .find(|l| matches!(l.ctype.mime.as_str(), "message/rfc822" | "message/global"))?;
     let inner = mime::parse(&leaf.body);
     let c = decide(&inner, opts, 1);
     matches!(c.kind, Kind::Bounce | Kind::Delayed).then_some(c)
@@ -402,150 +433,4 @@ fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) ->
         return not_bounce("delivery status notification names no recipient");
     }
     verdict(kind, vendor_reasons(recipients), None)
-}
-
-/// Japanese mobile carriers whose servers answer "user unknown" when the
-/// subscriber's own receive filter refuses the sender.
-const FILTERING_CARRIERS: &[&str] = &["docomo.ne.jp"];
-
-/// Reasons a vendor's format states by itself. Google Groups refuses posts
-/// from non-members or to missing groups with a generic notice.
-fn vendor_reasons(mut recipients: Vec<Recipient>) -> Vec<Recipient> {
-    for r in &mut recipients {
-        let domain = r.address.rsplit('@').next().unwrap_or("");
-        let carrier = FILTERING_CARRIERS.iter().any(|c| domain == *c || domain.ends_with(&format!(".{c}")));
-        let exact_unknown = r.status.as_deref().is_some_and(|s| s.ends_with(".1.1"));
-        // Their filter's reply names no address: "550 : User unknown".
-        let diag = normalize(r.diagnostic.as_deref().unwrap_or(""));
-        let anonymous = diag.contains("550 : user unknown") || diag.contains("550: : user unknown");
-        if (anonymous || carrier && domain == "docomo.ne.jp") && r.reason == Reason::UserUnknown && !exact_unknown {
-            r.reason = Reason::Filtered;
-            r.hard = Some(false);
-        }
-        if r.address.ends_with("@googlegroups.com") && matches!(r.reason, Reason::OnHold | Reason::Undefined) {
-            r.reason = Reason::Rejected;
-            r.hard = Some(false);
-        }
-    }
-    recipients
-}
-
-/// The SMTP command a diagnostic says was rejected, when it says so.
-fn command(text: &str) -> Option<&'static str> {
-    const COMMANDS: &[(&str, &str)] = &[
-        ("end of data", "DATA"),
-        ("data command", "DATA"),
-        ("command data", "DATA"),
-        ("[rcpt_to]", "RCPT"),
-        ("command rcpt", "RCPT"),
-        ("rcpt command", "RCPT"),
-        ("our rcpt", "RCPT"),
-        ("after rcpt", "RCPT"),
-        ("mail command", "MAIL"),
-        ("after data", "DATA"),
-        ("reply to data", "DATA"),
-        (">>> data", "DATA"),
-        ("rcpt to", "RCPT"),
-        (">>> rcpt", "RCPT"),
-        ("mail from", "MAIL"),
-        (">>> mail", "MAIL"),
-        ("initial connection", "CONN"),
-        ("connected to", "CONN"),
-        ("ehlo", "EHLO"),
-        ("helo", "HELO"),
-    ];
-    COMMANDS
-        .iter()
-        .find(|(p, _)| text.contains(p))
-        .map(|(_, c)| *c)
-}
-
-/// Builds one recipient from what we know. `diagnostic` is the server's
-/// text; `more` is surrounding bounce text used only to find the reason
-/// and codes when the diagnostic lacks them.
-fn recipient(
-    address: &str,
-    status: Option<&str>,
-    action: Option<&str>,
-    diag_type: Option<&str>,
-    diagnostic: &str,
-    more: &str,
-) -> Recipient {
-    // Reason phrases sit near the start; capping keeps the table scan cheap.
-    let diag_norm = normalize(cut(diagnostic, MAX_REASON_TEXT));
-    let more_norm = normalize(cut(more, MAX_REASON_TEXT));
-    let text = if more_norm.is_empty() || diag_norm.contains(&more_norm) {
-        diag_norm.clone()
-    } else {
-        format!("{diag_norm} {more_norm}")
-    };
-    let text_status = scan::status_code(&diag_norm).or_else(|| scan::status_code(&more_norm));
-    // The server's own code in its reply is more precise than a Status
-    // field the reporting MTA filled in, unless it is the generic x.0.0.
-    let diag_status = scan::status_code(&diag_norm).filter(|s| !s.ends_with(".0.0"));
-    let status = match status {
-        Some(s) if s.ends_with(".0.0") => text_status.or(Some(s)),
-        Some(s) => diag_status.or(Some(s)),
-        None => text_status,
-    };
-    let reply_code = scan::reply_code(&diag_norm).or_else(|| scan::reply_code(&more_norm));
-    let action = action
-        .map(str::to_string)
-        .or_else(|| {
-            status.map(|s| {
-                if s.starts_with('4') {
-                    "delayed"
-                } else {
-                    "failed"
-                }
-                .to_string()
-            })
-        })
-        .or(Some("failed".into()));
-    // The server's own words decide first; the surrounding bounce text
-    // (transcripts, other recipients' lines) only when they say nothing.
-    let mut ev = Evidence {
-        status,
-        reply_code,
-        text: &diag_norm,
-        action: action.as_deref(),
-        command: command(&text),
-        diag_type,
-    };
-    let mut reason = reason::decide(&ev);
-    let vague = [
-        Reason::OnHold,
-        Reason::Undefined,
-        Reason::SecurityError,
-        Reason::SystemError,
-        Reason::SyntaxError,
-        Reason::Expired,
-        Reason::NetworkError,
-    ];
-    if vague.contains(&reason) || diag_norm.is_empty() {
-        ev.text = &text;
-        let wider = reason::decide(&ev);
-        if !matches!(wider, Reason::OnHold | Reason::Undefined) {
-            reason = wider;
-        }
-    }
-    let permanent = status.map_or_else(
-        || reply_code.is_none_or(|c| c >= 500),
-        |s| s.starts_with('5'),
-    );
-    let diagnostic = if diagnostic.trim().is_empty() {
-        more.trim()
-    } else {
-        diagnostic.trim()
-    };
-    let diagnostic = diagnostic.split_whitespace().collect::<Vec<_>>().join(" ");
-    Recipient {
-        address: address.to_string(),
-        status: status.map(str::to_string),
-        reply_code,
-        action,
-        diagnostic: Some(cut(&diagnostic, 1000).to_string()).filter(|d| !d.is_empty()),
-        reason,
-        hard: reason.hardness(permanent),
-    }
 }

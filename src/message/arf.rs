@@ -41,11 +41,13 @@ pub fn read(p: &Parsed<'_>) -> Feedback {
             .get("feedback-type")
             .map(|t| t.trim().to_ascii_lowercase());
         for name in ["original-rcpt-to", "removal-recipient"] {
-            fb.addresses.extend(h.get_all(name).filter_map(scan::header_address));
+            fb.addresses
+                .extend(h.get_all(name).filter_map(scan::header_address));
         }
     }
     if fb.addresses.is_empty() {
-        fb.addresses.extend(original_headers(p).and_then(|h| h.get("to").and_then(scan::header_address)));
+        fb.addresses
+            .extend(original_headers(p).and_then(|h| h.get("to").and_then(scan::header_address)));
     }
     fb
 }

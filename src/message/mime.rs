@@ -275,7 +275,11 @@ impl ContentType {
         let mut parts = split_params(value).into_iter();
         // The type ends at `;` or, when a broken header forgets it, at a space.
         let first = parts.next().unwrap_or_default().trim();
-        let mime = first.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        let mime = first
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let params = parts
             .filter_map(|p| {
                 let (k, v) = p.split_once('=')?;

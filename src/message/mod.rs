@@ -4,10 +4,11 @@
 //! cannot read is [`Kind::NotBounce`] with an explanation.
 //!
 //! Layout: [`mime`] parses headers and parts; [`dsn`] reads RFC 3464 fields;
-//! [`vendors`] reads bounce texts that carry no DSN; [`arf`] feedback
-//! reports; [`ses`] Amazon SES JSON notifications; [`autoreply`] vacation replies; [`verp`] envelope addresses;
-//! [`rules`] holds the status-code and phrase tables and [`reason`] applies
-//! them; `analyze` ties the steps together in SPEC order.
+//! [`vendors`] reads bounce texts that carry no DSN; [`ses`] Amazon SES JSON
+//! notifications; [`arf`] feedback reports; [`autoreply`] vacation replies;
+//! [`verp`] envelope addresses; [`rules`] holds the status-code and phrase
+//! tables and [`reason`] applies them; `recipient` builds each recipient's
+//! verdict; `analyze` ties the steps together in SPEC order.
 
 mod analyze;
 pub mod arf;
@@ -15,6 +16,7 @@ pub mod autoreply;
 pub mod dsn;
 pub mod mime;
 pub mod reason;
+mod recipient;
 pub mod rules;
 pub mod scan;
 pub mod ses;

@@ -97,7 +97,9 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
     let by_code = e.status.and_then(status_reason);
     let before_data = matches!(e.command, Some("CONN" | "EHLO" | "HELO" | "MAIL" | "RCPT"));
     let hits = scan(text);
-    if CERTAIN_UNKNOWN.iter().any(|p| text.contains(p)) && !matches!(by_code, Some(Reason::MailboxFull | Reason::Suspend)) {
+    if CERTAIN_UNKNOWN.iter().any(|p| text.contains(p))
+        && !matches!(by_code, Some(Reason::MailboxFull | Reason::Suspend))
+    {
         return Reason::UserUnknown;
     }
     let says_unknown = hits.first(Reason::UserUnknown);

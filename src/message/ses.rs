@@ -85,7 +85,8 @@ pub fn parse(text: &str) -> Option<Notice> {
                 out.push(address);
                 pos = after;
             }
-            let fbt = string_field(text, "complaintFeedbackType", 0).map(|(v, _)| v.to_ascii_lowercase());
+            let fbt =
+                string_field(text, "complaintFeedbackType", 0).map(|(v, _)| v.to_ascii_lowercase());
             Some(Notice::Complaint(out, fbt))
         }
         "Delivery" => Some(Notice::Delivery),
@@ -100,7 +101,9 @@ mod tests {
     #[test]
     fn bounce_notification_lists_recipients() {
         let t = r#"{"notificationType":"Bounce","bounce":{"bouncedRecipients":[{"emailAddress":"a@example.org","action":"failed","status":"5.1.1","diagnosticCode":"smtp; 550 5.1.1 user unknown"}]}}"#;
-        let Some(Notice::Bounce(r)) = parse(t) else { panic!("not a bounce") };
+        let Some(Notice::Bounce(r)) = parse(t) else {
+            panic!("not a bounce")
+        };
         assert_eq!(r[0].address, "a@example.org");
         assert_eq!(r[0].status.as_deref(), Some("5.1.1"));
     }
