@@ -100,7 +100,12 @@ pub(super) fn recipient(
         Some(s) => diag_status.or(Some(s)),
         None => text_status,
     };
-    let reply_code = scan::reply_code(&diag_norm).or_else(|| scan::reply_code(&more_norm));
+    // An X-Unix diagnostic is a program's exit status, not an SMTP reply.
+    let reply_code = if matches!(diag_type, Some("x-unix")) {
+        scan::reply_code(&more_norm)
+    } else {
+        scan::reply_code(&diag_norm).or_else(|| scan::reply_code(&more_norm))
+    };
     let action = action
         .map(str::to_string)
         .or_else(|| {

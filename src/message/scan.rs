@@ -123,9 +123,26 @@ fn digits(b: &[u8], j: &mut usize) -> usize {
     *j - start
 }
 
-/// The first SMTP reply code (`[245]dd` standing alone, followed by a space,
-/// `-` or the end) in `text`.
+/// The first SMTP failure reply code (`[45]dd` standing alone, followed by a
+/// space, `-`, `:` or the end) in `text`; a success code (`2dd`, such as a
+/// greeting in a transcript) only when there is no failure code.
 pub fn reply_code(text: &str) -> Option<u16> {
+    let mut success = None;
+    let mut rest = text;
+    let mut offset = 0;
+    while let Some(code) = any_reply_code(rest) {
+        if code.0 >= 400 {
+            return Some(code.0);
+        }
+        success = success.or(Some(code.0));
+        offset += code.1 + 3;
+        rest = text.get(offset..).unwrap_or("");
+    }
+    success
+}
+
+/// The first reply code and its byte offset.
+fn any_reply_code(text: &str) -> Option<(u16, usize)> {
     let b = text.as_bytes();
     let mut i = 0;
     while i + 3 <= b.len() {
@@ -136,11 +153,11 @@ pub fn reply_code(text: &str) -> Option<u16> {
                 || !(b[i - 1].is_ascii_alphanumeric()
                     || matches!(b[i - 1], b'.' | b'-' | b'/' | b'=' | b'+' | b'#')))
             && b.get(i + 3).is_none_or(|&c| {
-                c == b' ' || c == b'-' || c == b'\n' || c == b'\r' || c == b';' || c == b','
+                c == b' ' || c == b'-' || c == b':' || c == b'\n' || c == b'\r' || c == b';' || c == b','
             })
             && b[i + 1] <= b'5'
         {
-            return text[i..i + 3].parse().ok();
+            return text[i..i + 3].parse().ok().map(|c| (c, i));
         }
         i += 1;
     }
