@@ -6,7 +6,10 @@
 #[path = "../tests/classify/score.rs"]
 mod score;
 
+use std::io::Write;
+
 fn main() {
+    let mut out = std::io::stdout().lock();
     let files: Vec<String> = std::env::args().skip(1).collect();
     if !files.is_empty() {
         for f in files {
@@ -37,5 +40,5 @@ fn main() {
     }
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let samples = score::classify_corpus(&fixtures);
-    print!("{}", score::Score::of(&samples));
+    let _ = write!(out, "{}", score::Score::of(&samples));
 }

@@ -222,7 +222,16 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
                 "looks like a bounce ({sign}) but names no recipient"
             ));
         }
-        return verdict(Kind::Bounce, vendor_reasons(recipients), None);
+        // A warning that the MTA keeps trying is a delay, not a failure.
+        let permanent = recipients
+            .iter()
+            .any(|r| r.status.as_deref().is_some_and(|s| s.starts_with('5')));
+        let kind = if !permanent && vendors::is_delay_warning(&error_lower) {
+            Kind::Delayed
+        } else {
+            Kind::Bounce
+        };
+        return verdict(kind, vendor_reasons(recipients), None);
     }
 
     if let Some(sign) = autoreply::signs(&p.headers, &error_lower) {

@@ -153,7 +153,13 @@ fn any_reply_code(text: &str) -> Option<(u16, usize)> {
                 || !(b[i - 1].is_ascii_alphanumeric()
                     || matches!(b[i - 1], b'.' | b'-' | b'/' | b'=' | b'+' | b'#')))
             && b.get(i + 3).is_none_or(|&c| {
-                c == b' ' || c == b'-' || c == b':' || c == b'\n' || c == b'\r' || c == b';' || c == b','
+                c == b' '
+                    || c == b'-'
+                    || c == b':'
+                    || c == b'\n'
+                    || c == b'\r'
+                    || c == b';'
+                    || c == b','
             })
             && b[i + 1] <= b'5'
         {

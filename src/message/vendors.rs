@@ -94,6 +94,24 @@ const STRONG_BOUNCE_PHRASES: &[&str] = &[
     ">>> rcpt to:",
 ];
 
+/// Phrases (lowercase) of delay warnings: the MTA still holds the message.
+const DELAY_PHRASES: &[&str] = &[
+    "this is only a temporary failure report",
+    "delivery attempts will continue",
+    "will continue trying to deliver",
+    "will keep trying to deliver",
+    "no action is required on your part",
+    "this is a warning message only",
+    "you do not need to resend your message",
+    "you do not need to resend the message",
+    "you don't need to resend",
+];
+
+/// True when a bounce text says the message is only delayed.
+pub fn is_delay_warning(text_lower: &str) -> bool {
+    DELAY_PHRASES.iter().any(|p| text_lower.contains(p))
+}
+
 /// Subjects (lowercase substrings) of bounces.
 const BOUNCE_SUBJECTS: &[&str] = &[
     "undeliver",
