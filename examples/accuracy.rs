@@ -21,7 +21,8 @@ fn main() {
                 if std::env::var_os("ACCURACY_PARTS").is_some() {
                     let p = bouncectl::message::mime::parse(&m.bytes);
                     for l in &p.leaves {
-                        println!(
+                        let _ = writeln!(
+                            out,
                             "-- part {} depth {} {} bytes",
                             l.ctype.mime,
                             l.depth,
@@ -30,10 +31,11 @@ fn main() {
                     }
                 }
                 let c = bouncectl::message::classify(&m.bytes, &Default::default());
-                println!(
-                    "{f}: {}",
-                    serde_json::to_string_pretty(&c).unwrap_or_default()
-                );
+                let json = serde_json::to_string_pretty(&c).unwrap_or_default();
+                // A closed pipe (`| head`) just ends the output.
+                if writeln!(out, "{f}: {json}").is_err() {
+                    return;
+                }
             }
         }
         return;
