@@ -42,6 +42,13 @@ pub(super) fn vendor_reasons(mut recipients: Vec<Recipient>) -> Vec<Recipient> {
     recipients
 }
 
+/// `text`, or nothing when it only repeats the address: a bare address line
+/// says nothing about why delivery failed.
+fn words_beyond(text: String, address: &str) -> String {
+    let rest = text.replace(&address.to_lowercase(), "");
+    if rest.chars().any(char::is_alphanumeric) { text } else { String::new() }
+}
+
 /// The SMTP command a diagnostic says was rejected, when it says so.
 fn command(text: &str) -> Option<&'static str> {
     const COMMANDS: &[(&str, &str)] = &[
@@ -84,8 +91,8 @@ pub(super) fn recipient(
     more: &str,
 ) -> Recipient {
     // Reason phrases sit near the start; capping keeps the table scan cheap.
-    let diag_norm = normalize(cut(diagnostic, MAX_REASON_TEXT));
-    let more_norm = normalize(cut(more, MAX_REASON_TEXT));
+    let diag_norm = words_beyond(normalize(cut(diagnostic, MAX_REASON_TEXT)), address);
+    let more_norm = words_beyond(normalize(cut(more, MAX_REASON_TEXT)), address);
     let text = if more_norm.is_empty() || diag_norm.contains(&more_norm) {
         diag_norm.clone()
     } else {
