@@ -46,7 +46,11 @@ pub(super) fn vendor_reasons(mut recipients: Vec<Recipient>) -> Vec<Recipient> {
 /// says nothing about why delivery failed.
 fn words_beyond(text: String, address: &str) -> String {
     let rest = text.replace(&address.to_lowercase(), "");
-    if rest.chars().any(char::is_alphanumeric) { text } else { String::new() }
+    if rest.chars().any(char::is_alphanumeric) {
+        text
+    } else {
+        String::new()
+    }
 }
 
 /// The SMTP command a diagnostic says was rejected, when it says so.

@@ -252,6 +252,8 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::UserUnknown,
         &[
+            "not listed in public name & address book",
+            "not listed in domino directory",
             "the recipient name is not recognized",
             "address couldn't be found",
             "address could not be found",
@@ -867,6 +869,8 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::Expired,
         &[
+            "was not delivered within",
+            "remote host is not responding",
             "envelope expired",
             "could not deliver for the last",
             "did not accept our requests to connect",

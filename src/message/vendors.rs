@@ -343,6 +343,16 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
         .map(|(address, at)| {
             let mut text = String::new();
             for &i in &at {
+                // The line just above, in the same paragraph, often carries
+                // the reason (Lotus Notes, some gateways).
+                if i > 0
+                    && !lines[i - 1].trim().is_empty()
+                    && !mention_lines.contains(&(i - 1))
+                    && at.len() == 1
+                {
+                    text.push_str(clip(lines[i - 1]));
+                    text.push('\n');
+                }
                 text.push_str(clip(lines[i]));
                 text.push('\n');
                 let mut blank_seen = false;
