@@ -110,10 +110,9 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
                 // said so to RCPT or with x.1.1; after DATA it is a filter
                 // speaking (Japanese carriers, per-user filters).
                 let by_status = by_code == Some(r) && !other_than_user_unknown(&hits);
-                let rcpt = match e.command {
-                    Some(c) => c == "RCPT",
-                    None => by_code != Some(Reason::Filtered),
-                };
+                // Without the command we cannot tell; like Sisimai we then
+                // read it as a filter (soft), unless the words are certain.
+                let rcpt = e.command == Some("RCPT");
                 if by_status || (rcpt && says_unknown) {
                     return r;
                 }

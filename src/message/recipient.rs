@@ -61,6 +61,7 @@ fn command(text: &str) -> Option<&'static str> {
         ("command data", "DATA"),
         ("[rcpt_to]", "RCPT"),
         ("command rcpt", "RCPT"),
+        ("smtp:rcpt", "RCPT"),
         ("rcpt command", "RCPT"),
         ("our rcpt", "RCPT"),
         ("after rcpt", "RCPT"),

@@ -729,6 +729,11 @@ pub const CERTAIN_UNKNOWN: &[&str] = &[
     "user unknown in local recipient table",
     "user unknown in virtual mailbox table",
     "recipient not found by smtp address lookup",
+    "the recipient name is not recognized",
+    "because the address couldn't be found",
+    "invalid final delivery userid",
+    "not listed in public name & address book",
+    "mail.local: unknown user",
 ];
 
 /// Phrases tried only when the status code did not settle the reason
