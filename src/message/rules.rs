@@ -734,6 +734,7 @@ pub const CERTAIN_UNKNOWN: &[&str] = &[
     "invalid final delivery userid",
     "not listed in public name & address book",
     "mail.local: unknown user",
+    "remote server returned unknown recipient",
 ];
 
 /// Phrases tried only when the status code did not settle the reason
