@@ -103,7 +103,10 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
         return Reason::UserUnknown;
     }
     let says_unknown = hits.first(Reason::UserUnknown);
-    for &r in FIRST_ORDER {
+    // A local delivery program's failure (`X-Unix; ...`) is not an SMTP
+    // reply: the SMTP phrase tables do not apply to it.
+    let smtp = e.diag_type != Some("x-unix");
+    for &r in FIRST_ORDER.iter().filter(|_| smtp) {
         match r {
             Reason::UserUnknown => {
                 // "User unknown" means an unknown user only when the server

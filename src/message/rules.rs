@@ -646,6 +646,7 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::Blocked,
         &[
+            "spamhaus.org/query/bl",
             " said: 550 blocked",
             "//www.spamcop.net/bl.",
             "bad sender ip address",

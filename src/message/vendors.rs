@@ -342,6 +342,15 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
         .into_iter()
         .map(|(address, at)| {
             let mut text = String::new();
+            // Lines already taken: blocks of two mentions may overlap.
+            let mut taken: Vec<usize> = Vec::new();
+            let mut take = |text: &mut String, k: usize| {
+                if !taken.contains(&k) {
+                    taken.push(k);
+                    text.push_str(clip(lines[k]));
+                    text.push('\n');
+                }
+            };
             for &i in &at {
                 // The line just above, in the same paragraph, often carries
                 // the reason (Lotus Notes, some gateways).
@@ -350,11 +359,9 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                     && !mention_lines.contains(&(i - 1))
                     && at.len() == 1
                 {
-                    text.push_str(clip(lines[i - 1]));
-                    text.push('\n');
+                    take(&mut text, i - 1);
                 }
-                text.push_str(clip(lines[i]));
-                text.push('\n');
+                take(&mut text, i);
                 let mut blank_seen = false;
                 for (j, next) in lines.iter().enumerate().skip(i + 1).take(8) {
                     if mention_lines.contains(&j) && !at.contains(&j) {
@@ -369,8 +376,7 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                         blank_seen = true;
                         continue;
                     }
-                    text.push_str(clip(next));
-                    text.push('\n');
+                    take(&mut text, j);
                 }
             }
             TextRecipient { address, text }
