@@ -181,6 +181,9 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
     if let Some(c) = hotmail_complaint(p, original.as_ref()) {
         return c;
     }
+    if let Some(c) = unsubscribe_request(p) {
+        return c;
+    }
 
     let bounce_sign = vendors::bounce_signs(&p.headers, &error_lower);
     if bounce_sign.is_some()
@@ -329,6 +332,22 @@ fn hotmail_complaint(p: &Parsed<'_>, original: Option<&Headers>) -> Option<Class
         None,
     );
     c.feedback_type = Some("abuse".into());
+    Some(c)
+}
+
+/// Apple Mail's one-tap unsubscribe mails the list with
+/// `X-Apple-Unsubscribe: true`: an opt-out from the sender of that mail.
+fn unsubscribe_request(p: &Parsed<'_>) -> Option<Classification> {
+    if !p
+        .headers
+        .get("x-apple-unsubscribe")?
+        .eq_ignore_ascii_case("true")
+    {
+        return None;
+    }
+    let from = p.headers.get("from").and_then(scan::header_address)?;
+    let mut c = verdict(Kind::Complaint, vec![feedback_recipient(from)], None);
+    c.feedback_type = Some("opt-out".into());
     Some(c)
 }
 

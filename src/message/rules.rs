@@ -951,14 +951,6 @@ pub fn phrase_matches(text: &str, pattern: &str) -> bool {
     true
 }
 
-/// Does the text match one of `reason`'s phrases in `table`?
-pub fn text_is(table: &[(Reason, &[&str])], reason: Reason, text: &str) -> bool {
-    table
-        .iter()
-        .filter(|(r, _)| *r == reason)
-        .any(|(_, ps)| ps.iter().any(|p| phrase_matches(text, p)))
-}
-
 /// Which reasons' phrases a text contains, per table.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Hits {
