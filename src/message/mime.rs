@@ -76,7 +76,8 @@ pub fn split_head(raw: &[u8]) -> (&[u8], &[u8]) {
 
 /// Parses a header block: unfolds continuation lines, lowercases names,
 /// decodes RFC 2047 words. Lines without a colon are skipped (an mbox
-/// `From ` line, garbage).
+/// `From ` line, garbage), and so are fields the classifier never reads
+/// (see `WANTED`).
 pub fn parse_headers(block: &[u8]) -> Headers {
     let mut fields: Vec<(String, String)> = Vec::new();
     let mut current: Option<(String, Vec<u8>)> = None;
@@ -104,6 +105,11 @@ pub fn parse_headers(block: &[u8]) -> Headers {
         if name.is_empty() || name.len() > 76 || name.iter().any(|&b| b <= b' ' || b >= 0x7f) {
             continue;
         }
+        if !wanted(name) {
+            // Not a field the classifier reads (Received, DKIM-Signature...):
+            // skipping it saves decoding and copying most of a header block.
+            continue;
+        }
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
         current = Some((name, trim_bytes(&line[colon + 1..]).to_vec()));
     }
@@ -111,6 +117,36 @@ pub fn parse_headers(block: &[u8]) -> Headers {
         push_field(&mut fields, n, &v);
     }
     Headers { fields }
+}
+
+/// The fields the classifier reads; [`parse_headers`] keeps only these
+/// (and any `X-Auto*` field, the auto-responder family).
+const WANTED: &[&str] = &[
+    "auto-submitted",
+    "cc",
+    "content-transfer-encoding",
+    "content-type",
+    "delivered-to",
+    "envelope-to",
+    "feedback-type",
+    "from",
+    "message-id",
+    "original-rcpt-to",
+    "precedence",
+    "removal-recipient",
+    "reply-to",
+    "return-path",
+    "sender",
+    "subject",
+    "to",
+    "x-apple-unsubscribe",
+    "x-failed-recipients",
+    "x-original-to",
+];
+
+fn wanted(name: &[u8]) -> bool {
+    WANTED.iter().any(|w| w.len() == name.len() && name.eq_ignore_ascii_case(w.as_bytes()))
+        || (name.len() >= 6 && name[..6].eq_ignore_ascii_case(b"x-auto"))
 }
 
 fn push_field(fields: &mut Vec<(String, String)>, name: String, value: &[u8]) {
@@ -476,9 +512,9 @@ mod tests {
 
     #[test]
     fn folded_header_is_unfolded_and_name_lowercased() {
-        let h = parse_headers(b"Subject: a\n b\nX-Y:  z \n");
+        let h = parse_headers(b"Subject: a\n b\nX-Autoreply:  z \n");
         assert_eq!(h.get("subject"), Some("a b"));
-        assert_eq!(h.get("x-y"), Some("z"));
+        assert_eq!(h.get("x-autoreply"), Some("z"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! phrase says more.
 
 use super::Reason;
-use super::rules::{CERTAIN_UNKNOWN, Hits, SECOND_PHRASES, scan, status_reason};
+use super::rules::{Hits, SECOND_PHRASES, scan, status_reason};
 
 /// What we know about one failed recipient.
 #[derive(Debug, Default, Clone)]
@@ -97,7 +97,7 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
     let by_code = e.status.and_then(status_reason);
     let before_data = matches!(e.command, Some("CONN" | "EHLO" | "HELO" | "MAIL" | "RCPT"));
     let hits = scan(text);
-    if CERTAIN_UNKNOWN.iter().any(|p| text.contains(p))
+    if hits.certain_unknown()
         && !matches!(by_code, Some(Reason::MailboxFull | Reason::Suspend))
     {
         return Reason::UserUnknown;

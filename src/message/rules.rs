@@ -956,6 +956,7 @@ pub fn phrase_matches(text: &str, pattern: &str) -> bool {
 pub struct Hits {
     first: u64,
     second: u64,
+    certain: bool,
 }
 
 impl Hits {
@@ -968,6 +969,19 @@ impl Hits {
     pub fn second(&self, reason: Reason) -> bool {
         self.second & bit(reason) != 0
     }
+
+    /// Did a [`CERTAIN_UNKNOWN`] entry match?
+    pub fn certain_unknown(&self) -> bool {
+        self.certain
+    }
+
+    fn set(&mut self, table: u8, reason: Reason) {
+        match table {
+            0 => self.first |= bit(reason),
+            1 => self.second |= bit(reason),
+            _ => self.certain = true,
+        }
+    }
 }
 
 fn bit(reason: Reason) -> u64 {
@@ -978,18 +992,21 @@ fn bit(reason: Reason) -> u64 {
 /// scanned once however long the tables grow.
 struct Compiled {
     automaton: AhoCorasick,
-    /// (second table?, reason, pattern, piece ids)
-    patterns: Vec<(bool, Reason, &'static str, Vec<usize>)>,
+    /// (table: 0 first, 1 second, 2 certain; reason, pattern, piece ids)
+    patterns: Vec<(u8, Reason, &'static str, Vec<usize>)>,
+    /// piece id -> the patterns that use it
+    by_piece: Vec<Vec<usize>>,
     pieces: usize,
 }
 
 static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| {
     let mut pieces: Vec<&'static str> = Vec::new();
     let mut patterns = Vec::new();
-    for (second, table) in [(false, PHRASES), (true, SECOND_PHRASES)] {
-        for (reason, list) in table {
+    let certain: &[(Reason, &[&str])] = &[(Reason::UserUnknown, CERTAIN_UNKNOWN)];
+    for (table, list) in [(0u8, PHRASES), (1, SECOND_PHRASES), (2, certain)] {
+        for (reason, list) in list {
             for pattern in *list {
-                let ids = pattern
+                let ids: Vec<usize> = pattern
                     .split('*')
                     .filter(|p| !p.is_empty())
                     .map(|piece| match pieces.iter().position(|p| *p == piece) {
@@ -1000,7 +1017,7 @@ static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| {
                         }
                     })
                     .collect();
-                patterns.push((second, *reason, *pattern, ids));
+                patterns.push((table, *reason, *pattern, ids));
             }
         }
     }
@@ -1009,10 +1026,17 @@ static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| {
         .kind(Some(AhoCorasickKind::DFA))
         .build(&pieces)
         .ok()?;
+    let mut by_piece: Vec<Vec<usize>> = vec![Vec::new(); pieces.len()];
+    for (i, (_, _, _, ids)) in patterns.iter().enumerate() {
+        for &p in ids {
+            by_piece[p].push(i);
+        }
+    }
     Some(Compiled {
         automaton,
         patterns,
         pieces: pieces.len(),
+        by_piece,
     })
 });
 
@@ -1023,30 +1047,36 @@ pub fn scan(text: &str) -> Hits {
     let Some(c) = COMPILED.as_ref() else {
         // The automaton always builds from the static tables; this is only
         // a total fallback.
-        for (second, table) in [(false, PHRASES), (true, SECOND_PHRASES)] {
-            for (reason, list) in table {
-                if list.iter().any(|p| phrase_matches(text, p)) {
-                    if second {
-                        hits.second |= bit(*reason)
-                    } else {
-                        hits.first |= bit(*reason)
-                    }
+        let certain: &[(Reason, &[&str])] = &[(Reason::UserUnknown, CERTAIN_UNKNOWN)];
+        for (table, list) in [(0u8, PHRASES), (1, SECOND_PHRASES), (2, certain)] {
+            for (reason, phrases) in list {
+                if phrases.iter().any(|p| phrase_matches(text, p)) {
+                    hits.set(table, *reason);
                 }
             }
         }
         return hits;
     };
     let mut found = vec![false; c.pieces];
+    let mut gapped: Vec<usize> = Vec::new();
     for m in c.automaton.find_overlapping_iter(text) {
-        found[m.pattern().as_usize()] = true;
-    }
-    for (second, reason, pattern, ids) in &c.patterns {
-        if ids.iter().all(|&i| found[i]) && (ids.len() == 1 || phrase_matches(text, pattern)) {
-            if *second {
-                hits.second |= bit(*reason);
-            } else {
-                hits.first |= bit(*reason);
+        let piece = m.pattern().as_usize();
+        if std::mem::replace(&mut found[piece], true) {
+            continue;
+        }
+        for &i in &c.by_piece[piece] {
+            let (table, reason, _, ids) = &c.patterns[i];
+            if ids.len() == 1 {
+                hits.set(*table, *reason);
+            } else if !gapped.contains(&i) {
+                gapped.push(i);
             }
+        }
+    }
+    for i in gapped {
+        let (table, reason, pattern, ids) = &c.patterns[i];
+        if ids.iter().all(|&p| found[p]) && phrase_matches(text, pattern) {
+            hits.set(*table, *reason);
         }
     }
     hits
