@@ -55,15 +55,43 @@ impl Headers {
     }
 }
 
+/// The first position of `byte` in `hay`. `BufRead::skip_until` on a slice
+/// runs the standard library's word-at-a-time `memchr`, several times
+/// faster than a byte loop on long bodies, without another dependency.
+pub fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
+    use std::io::BufRead;
+    let mut rest = hay;
+    let skipped = rest.skip_until(byte).unwrap_or(0);
+    (skipped > 0 && hay[skipped - 1] == byte).then(|| skipped - 1)
+}
+
+/// Lines of a byte slice (without their `\n`), like `split(b'\n')`.
+struct Lines<'a>(&'a [u8]);
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.0.is_empty() {
+            return None;
+        }
+        match find_byte(self.0, b'\n') {
+            Some(i) => {
+                let line = &self.0[..i];
+                self.0 = &self.0[i + 1..];
+                Some(line)
+            }
+            None => Some(std::mem::take(&mut self.0)),
+        }
+    }
+}
+
 /// Splits an entity into its header block and body at the first empty line.
 /// Without an empty line, everything is header.
 pub fn split_head(raw: &[u8]) -> (&[u8], &[u8]) {
     let mut start = 0;
     while start < raw.len() {
-        let end = raw[start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(raw.len(), |i| start + i);
+        let end = find_byte(&raw[start..], b'\n').map_or(raw.len(), |i| start + i);
         let line = &raw[start..end];
         if line.is_empty() || line == b"\r" {
             let body_start = (end + 1).min(raw.len());
@@ -81,7 +109,7 @@ pub fn split_head(raw: &[u8]) -> (&[u8], &[u8]) {
 pub fn parse_headers(block: &[u8]) -> Headers {
     let mut fields: Vec<(String, String)> = Vec::new();
     let mut current: Option<(String, Vec<u8>)> = None;
-    for line in block.split(|&b| b == b'\n') {
+    for line in Lines(block) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
             if let Some((_, v)) = current.as_mut()
@@ -472,10 +500,7 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
     let mut part_start: Option<usize> = None;
     let mut pos = 0;
     while pos < body.len() {
-        let end = body[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(body.len(), |i| pos + i);
+        let end = find_byte(&body[pos..], b'\n').map_or(body.len(), |i| pos + i);
         let line = &body[pos..end];
         if line.len() >= 2 + boundary.len()
             && line.starts_with(b"--")
