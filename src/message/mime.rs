@@ -173,7 +173,9 @@ const WANTED: &[&str] = &[
 ];
 
 fn wanted(name: &[u8]) -> bool {
-    WANTED.iter().any(|w| w.len() == name.len() && name.eq_ignore_ascii_case(w.as_bytes()))
+    WANTED
+        .iter()
+        .any(|w| w.len() == name.len() && name.eq_ignore_ascii_case(w.as_bytes()))
         || (name.len() >= 6 && name[..6].eq_ignore_ascii_case(b"x-auto"))
 }
 

@@ -97,9 +97,7 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
     let by_code = e.status.and_then(status_reason);
     let before_data = matches!(e.command, Some("CONN" | "EHLO" | "HELO" | "MAIL" | "RCPT"));
     let hits = scan(text);
-    if hits.certain_unknown()
-        && !matches!(by_code, Some(Reason::MailboxFull | Reason::Suspend))
-    {
+    if hits.certain_unknown() && !matches!(by_code, Some(Reason::MailboxFull | Reason::Suspend)) {
         return Reason::UserUnknown;
     }
     let says_unknown = hits.first(Reason::UserUnknown);
@@ -226,8 +224,28 @@ mod tests {
     }
 
     #[test]
+    fn user_unknown_needs_rcpt_or_certain_words() {
+        let t = normalize("550 User unknown");
+        let at = |command| {
+            decide(&Evidence {
+                status: Some("5.0.0"),
+                text: &t,
+                command,
+                ..Evidence::default()
+            })
+        };
+        assert_eq!(at(Some("RCPT")), Reason::UserUnknown);
+        assert_eq!(at(Some("DATA")), Reason::Filtered);
+        assert_eq!(at(None), Reason::Filtered);
+        assert_eq!(
+            reason("5.0.0", "The recipient name is not recognized"),
+            Reason::UserUnknown
+        );
+    }
+
+    #[test]
     fn generic_status_is_refined_by_text() {
-        assert_eq!(reason("5.0.0", "550 User unknown"), Reason::UserUnknown);
+        assert_eq!(reason("5.0.0", "552 Mailbox full"), Reason::MailboxFull);
         assert_eq!(
             reason("5.7.1", "Message rejected as spam"),
             Reason::SpamDetected
