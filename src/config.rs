@@ -12,17 +12,10 @@ use crate::exit::{Exit, ExitCode};
 pub enum Error {
     /// The file could not be read.
     #[error("cannot read config {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     /// The file is not valid or a key has a bad value.
     #[error("config {path}: {key}: {problem}")]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        problem: String,
-    },
+    Invalid { path: PathBuf, key: String, problem: String },
 }
 
 impl ExitCode for Error {
@@ -209,10 +202,7 @@ pub fn default_path() -> Option<PathBuf> {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
-    let candidates = xdg
-        .map(|d| d.join("bouncectl/config.toml"))
-        .into_iter()
-        .chain([PathBuf::from("/etc/bouncectl/config.toml")]);
+    let candidates = xdg.map(|d| d.join("bouncectl/config.toml")).into_iter().chain([PathBuf::from("/etc/bouncectl/config.toml")]);
     candidates.into_iter().find(|p| p.exists())
 }
 
@@ -226,9 +216,6 @@ pub fn load(explicit: Option<&Path>) -> Result<Config, Error> {
             None => return Ok(Config::builtin()),
         },
     };
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
     Config::parse(&path, &text)
 }

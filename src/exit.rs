@@ -55,11 +55,7 @@ impl Exit {
 
     /// The worse of two outcomes.
     pub fn worst(self, other: Exit) -> Exit {
-        if other.severity() > self.severity() {
-            other
-        } else {
-            self
-        }
+        if other.severity() > self.severity() { other } else { self }
     }
 }
 

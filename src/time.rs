@@ -9,16 +9,10 @@ pub type Timestamp = i64;
 
 /// The current time, or `BOUNCECTL_TEST_NOW` (seconds since the epoch) when set.
 pub fn now() -> Timestamp {
-    if let Some(t) = std::env::var("BOUNCECTL_TEST_NOW")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-    {
+    if let Some(t) = std::env::var("BOUNCECTL_TEST_NOW").ok().and_then(|v| v.trim().parse().ok()) {
         return t;
     }
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Formats a timestamp as RFC 3339 in UTC, e.g. `2026-11-23T16:01:00Z`.

@@ -36,11 +36,7 @@ pub struct LocalMessage {
 enum Inner {
     Single(Option<Box<dyn Read>>),
     Maildir(std::vec::IntoIter<PathBuf>),
-    Mbox {
-        reader: Box<dyn BufRead>,
-        pending: Option<Vec<u8>>,
-        index: usize,
-    },
+    Mbox { reader: Box<dyn BufRead>, pending: Option<Vec<u8>>, index: usize },
 }
 
 /// An iterator over the messages of one local source.
@@ -52,40 +48,24 @@ pub struct Source {
 impl Source {
     /// Opens `path` (`-` = stdin) and decides what kind of source it is.
     pub fn open(path: &str) -> Result<Source, Error> {
-        let err = |source| Error {
-            path: path.to_string(),
-            source,
-        };
+        let err = |source| Error { path: path.to_string(), source };
         if path == "-" {
-            return Ok(Source {
-                name: path.into(),
-                inner: Inner::Single(Some(Box::new(io::stdin()))),
-            });
+            return Ok(Source { name: path.into(), inner: Inner::Single(Some(Box::new(io::stdin()))) });
         }
         let p = Path::new(path);
         let meta = std::fs::metadata(p).map_err(err)?;
         if meta.is_dir() {
             let files = maildir_files(p).map_err(err)?;
-            return Ok(Source {
-                name: path.into(),
-                inner: Inner::Maildir(files.into_iter()),
-            });
+            return Ok(Source { name: path.into(), inner: Inner::Maildir(files.into_iter()) });
         }
         let mut reader = BufReader::with_capacity(64 * 1024, File::open(p).map_err(err)?);
         let is_mbox = reader.fill_buf().map_err(err)?.starts_with(b"From ");
         let inner = if is_mbox {
-            Inner::Mbox {
-                reader: Box::new(reader),
-                pending: None,
-                index: 0,
-            }
+            Inner::Mbox { reader: Box::new(reader), pending: None, index: 0 }
         } else {
             Inner::Single(Some(Box::new(reader)))
         };
-        Ok(Source {
-            name: path.into(),
-            inner,
-        })
+        Ok(Source { name: path.into(), inner })
     }
 
     /// The path as given on the command line.
@@ -98,11 +78,7 @@ impl Source {
 /// plain directory of message files (searched recursively) when it has
 /// neither, sorted by path. Hidden files are skipped.
 fn maildir_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let subdirs: Vec<PathBuf> = ["cur", "new"]
-        .iter()
-        .map(|s| dir.join(s))
-        .filter(|d| d.is_dir())
-        .collect();
+    let subdirs: Vec<PathBuf> = ["cur", "new"].iter().map(|s| dir.join(s)).filter(|d| d.is_dir()).collect();
     let mut files = Vec::new();
     if subdirs.is_empty() {
         collect_files(dir, true, &mut files)?;
@@ -143,47 +119,28 @@ impl Iterator for Source {
                 Some(
                     r.read_to_end(&mut bytes)
                         .map(|_| LocalMessage { uid: None, bytes })
-                        .map_err(|source| Error {
-                            path: name.clone(),
-                            source,
-                        }),
+                        .map_err(|source| Error { path: name.clone(), source }),
                 )
             }
             Inner::Maildir(files) => {
                 let path = files.next()?;
-                let uid = Some(
-                    path.strip_prefix(name)
-                        .unwrap_or(&path)
-                        .display()
-                        .to_string(),
-                );
+                let uid = Some(path.strip_prefix(name).unwrap_or(&path).display().to_string());
                 Some(
                     std::fs::read(&path)
                         .map(|bytes| LocalMessage { uid, bytes })
-                        .map_err(|source| Error {
-                            path: path.display().to_string(),
-                            source,
-                        }),
+                        .map_err(|source| Error { path: path.display().to_string(), source }),
                 )
             }
-            Inner::Mbox {
-                reader,
-                pending,
-                index,
-            } => match next_mbox_message(reader.as_mut(), pending) {
-                Ok(Some(bytes)) => {
-                    *index += 1;
-                    Some(Ok(LocalMessage {
-                        uid: Some(index.to_string()),
-                        bytes,
-                    }))
+            Inner::Mbox { reader, pending, index } => {
+                match next_mbox_message(reader.as_mut(), pending) {
+                    Ok(Some(bytes)) => {
+                        *index += 1;
+                        Some(Ok(LocalMessage { uid: Some(index.to_string()), bytes }))
+                    }
+                    Ok(None) => None,
+                    Err(source) => Some(Err(Error { path: name.clone(), source })),
                 }
-                Ok(None) => None,
-                Err(source) => Some(Err(Error {
-                    path: name.clone(),
-                    source,
-                })),
-            },
+            }
         }
     }
 }
@@ -191,10 +148,7 @@ impl Iterator for Source {
 /// Reads one message of an mbox: from a `From ` line (dropped) to the next
 /// `From ` line that follows an empty line. One level of `>From ` quoting is
 /// undone (mboxrd and mboxo alike).
-fn next_mbox_message(
-    reader: &mut dyn BufRead,
-    pending: &mut Option<Vec<u8>>,
-) -> io::Result<Option<Vec<u8>>> {
+fn next_mbox_message(reader: &mut dyn BufRead, pending: &mut Option<Vec<u8>>) -> io::Result<Option<Vec<u8>>> {
     let mut line = Vec::new();
     // Skip to the first separator line (only at the very start, or after an error).
     if pending.is_none() {
@@ -232,10 +186,7 @@ fn next_mbox_message(
             return Ok(Some(msg));
         }
         prev_blank = line == b"\n" || line == b"\r\n";
-        let quoted = line
-            .iter()
-            .position(|&b| b != b'>')
-            .is_some_and(|i| i > 0 && line[i..].starts_with(b"From "));
+        let quoted = line.iter().position(|&b| b != b'>').is_some_and(|i| i > 0 && line[i..].starts_with(b"From "));
         if quoted {
             msg.extend_from_slice(&line[1..]);
         } else {
@@ -260,16 +211,8 @@ mod tests {
 
     #[test]
     fn mbox_splits_at_from_lines_after_blank_lines() {
-        let msgs = split(
-            "From a@b Mon\nSubject: 1\n\nbody\nFrom here, no split\n\nFrom c@d Tue\nSubject: 2\n\n>From quoted\n",
-        );
-        assert_eq!(
-            msgs,
-            vec![
-                "Subject: 1\n\nbody\nFrom here, no split\n",
-                "Subject: 2\n\nFrom quoted\n"
-            ]
-        );
+        let msgs = split("From a@b Mon\nSubject: 1\n\nbody\nFrom here, no split\n\nFrom c@d Tue\nSubject: 2\n\n>From quoted\n");
+        assert_eq!(msgs, vec!["Subject: 1\n\nbody\nFrom here, no split\n", "Subject: 2\n\nFrom quoted\n"]);
     }
 
     #[test]

@@ -22,11 +22,7 @@ pub enum Error {
     Tls { server: String, reason: String },
     /// The server refused our credentials.
     #[error("{server} refused login for {user}: {reason}")]
-    AuthRefused {
-        server: String,
-        user: String,
-        reason: String,
-    },
+    AuthRefused { server: String, user: String, reason: String },
     /// Timed out, or the connection dropped mid-session: retry later.
     #[error("{server}: {reason}")]
     Temporary { server: String, reason: String },
@@ -41,9 +37,7 @@ pub enum Error {
 impl ExitCode for Error {
     fn exit(&self) -> Exit {
         match self {
-            Error::Unavailable { .. } | Error::Tls { .. } | Error::Protocol { .. } => {
-                Exit::Unavailable
-            }
+            Error::Unavailable { .. } | Error::Tls { .. } | Error::Protocol { .. } => Exit::Unavailable,
             Error::AuthRefused { .. } => Exit::NoPerm,
             Error::Temporary { .. } => Exit::TempFail,
             Error::Config { .. } => Exit::Config,

@@ -61,16 +61,7 @@ pub fn reset(config: &Config, opts: &ResetOptions) -> Result<u64, super::Error> 
 /// A plausible address: one `@` with text on both sides, no spaces.
 fn check_address(a: &str) -> Result<(), super::Error> {
     match a.split_once('@') {
-        Some((l, d))
-            if !l.is_empty()
-                && !d.is_empty()
-                && !d.contains('@')
-                && !a.contains(char::is_whitespace) =>
-        {
-            Ok(())
-        }
-        _ => Err(super::Error::Usage(format!(
-            "'{a}' is not an email address"
-        ))),
+        Some((l, d)) if !l.is_empty() && !d.is_empty() && !d.contains('@') && !a.contains(char::is_whitespace) => Ok(()),
+        _ => Err(super::Error::Usage(format!("'{a}' is not an email address"))),
     }
 }

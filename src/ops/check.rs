@@ -68,11 +68,7 @@ impl Report {
 /// Runs `check`. Whole-run failures (lock held, database unusable, bad
 /// options) are errors; a failing site or file is reported to `observer` and
 /// only changes [`Report::exit`].
-pub fn run(
-    config: &Config,
-    opts: &Options,
-    observer: &mut dyn Observer,
-) -> Result<Report, super::Error> {
+pub fn run(config: &Config, opts: &Options, observer: &mut dyn Observer) -> Result<Report, super::Error> {
     let mut report = Report::default();
     let sites: Vec<&Site> = if !opts.paths.is_empty() || opts.site.is_some() {
         vec![super::pick_site(config, opts.site.as_deref())?]
@@ -94,21 +90,12 @@ pub fn run(
         (None, None)
     } else {
         if let Some(dir) = opts.db.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| crate::store::Error::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir).map_err(|source| crate::store::Error::Io { path: dir.to_path_buf(), source })?;
         }
         let lock = RunLock::acquire(&opts.db, opts.wait)?;
         (Some(lock), Some(Store::open(&opts.db)?))
     };
-    let mut run = Run {
-        config,
-        opts,
-        store: store.as_mut(),
-        observer,
-        report: &mut report,
-    };
+    let mut run = Run { config, opts, store: store.as_mut(), observer, report: &mut report };
     if sources.is_empty() {
         for site in sites {
             if let Some(mb) = &site.mailbox {
@@ -168,9 +155,7 @@ struct Pending {
 
 impl Run<'_> {
     fn classify(&self, site: &Site, bytes: &[u8]) -> (Fingerprint, Classification) {
-        let opts = message::Options {
-            verp: site.verp.clone(),
-        };
+        let opts = message::Options { verp: site.verp.clone() };
         (Fingerprint::of(bytes), message::classify(bytes, &opts))
     }
 
@@ -183,20 +168,13 @@ impl Run<'_> {
                 Ok(LocalMessage { uid, bytes: raw }) => {
                     bytes += raw.len() as u64;
                     let (fingerprint, classification) = self.classify(site, &raw);
-                    batch.push(Pending {
-                        uid,
-                        source_uid: None,
-                        fingerprint,
-                        classification,
-                        server_ref: None,
-                    });
+                    batch.push(Pending { uid, source_uid: None, fingerprint, classification, server_ref: None });
                 }
                 Err(e) => {
                     self.observer.problem(&e.to_string());
                     self.report.fail(e.exit());
                     self.report.summary.messages += 1;
-                    self.observer
-                        .message(&error_report(&name, None, &e.to_string()));
+                    self.observer.message(&error_report(&name, None, &e.to_string()));
                 }
             }
             if batch.len() >= BATCH_MESSAGES || bytes >= BATCH_BYTES {
@@ -213,19 +191,14 @@ impl Run<'_> {
         let name = format!("{}:{}", site.name, mb.describe());
         let refs = mb.list()?;
         let total = refs.len() as u64;
-        let removable = |kind: Kind| {
-            settings.after != After::Keep && (kind != Kind::NotBounce || site.delete_unrecognized)
-        };
+        let removable = |kind: Kind| settings.after != After::Keep && (kind != Kind::NotBounce || site.delete_unrecognized);
         let mut done = 0u64;
         let mut start = 0;
         while start < refs.len() {
             // A batch: bounded in count and bytes (at least one message).
             let mut end = start;
             let mut bytes = 0u64;
-            while end < refs.len()
-                && end - start < BATCH_MESSAGES
-                && (end == start || bytes + refs[end].size <= BATCH_BYTES)
-            {
+            while end < refs.len() && end - start < BATCH_MESSAGES && (end == start || bytes + refs[end].size <= BATCH_BYTES) {
                 bytes += refs[end].size;
                 end += 1;
             }
@@ -260,11 +233,7 @@ impl Run<'_> {
                     None => to_fetch.push(r.clone()),
                 }
             }
-            let raws = if to_fetch.is_empty() {
-                Vec::new()
-            } else {
-                mb.fetch(&to_fetch)?
-            };
+            let raws = if to_fetch.is_empty() { Vec::new() } else { mb.fetch(&to_fetch)? };
             let batch: Vec<Pending> = to_fetch
                 .into_iter()
                 .zip(raws)
@@ -325,8 +294,7 @@ impl Run<'_> {
         for (i, p) in batch.into_iter().enumerate() {
             let kind = p.classification.kind;
             let outcome = outcomes.as_ref().map(|o| &o[i]);
-            let removing =
-                outcome.is_some() && p.server_ref.is_some() && removable.is_some_and(|f| f(kind));
+            let removing = outcome.is_some() && p.server_ref.is_some() && removable.is_some_and(|f| f(kind));
             let action = match outcome {
                 None => Action::DryRun,
                 Some(o) if o.already_seen => Action::AlreadySeen,

@@ -57,10 +57,7 @@ pub fn pick_site<'c>(config: &'c Config, name: Option<&str>) -> Result<&'c Site,
     match name {
         Some(n) => config.site(n).ok_or_else(|| {
             let known: Vec<&str> = config.sites.iter().map(|s| s.name.as_str()).collect();
-            Error::Usage(format!(
-                "unknown site '{n}' (configured: {})",
-                known.join(", ")
-            ))
+            Error::Usage(format!("unknown site '{n}' (configured: {})", known.join(", ")))
         }),
         None if config.sites.len() == 1 => Ok(&config.sites[0]),
         None => Err(Error::Usage(format!(

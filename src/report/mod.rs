@@ -131,14 +131,7 @@ impl fmt::Display for MessageReport {
                 None => {}
             }
         }
-        write!(
-            f,
-            " [{}]",
-            serde_json::to_value(self.action_taken)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        )?;
+        write!(f, " [{}]", serde_json::to_value(self.action_taken).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())?;
         if let Some(n) = &self.note {
             write!(f, " ({n})")?;
         }

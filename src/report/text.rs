@@ -7,17 +7,9 @@ use super::{AddressStats, Stats};
 /// `stats` totals as aligned tables.
 pub fn stats(s: &Stats) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<30} {:>10} {:>10} {:>10}",
-        "SITE", "ADDRESSES", "BOUNCES", "BLOCKED"
-    );
+    let _ = writeln!(out, "{:<30} {:>10} {:>10} {:>10}", "SITE", "ADDRESSES", "BOUNCES", "BLOCKED");
     for site in &s.sites {
-        let _ = writeln!(
-            out,
-            "{:<30} {:>10} {:>10} {:>10}",
-            site.site, site.addresses, site.bounces, site.blocked
-        );
+        let _ = writeln!(out, "{:<30} {:>10} {:>10} {:>10}", site.site, site.addresses, site.bounces, site.blocked);
     }
     if !s.reasons.is_empty() {
         let _ = writeln!(out, "\n{:<30} {:>10}", "REASON", "EVENTS");

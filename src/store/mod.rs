@@ -18,10 +18,7 @@ use crate::time::Timestamp;
 pub enum Error {
     /// The file or its directory could not be opened or created.
     #[error("cannot open database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Open { path: PathBuf, source: rusqlite::Error },
     /// Another run holds the database.
     #[error("database {path} is in use by another bouncectl run (waited {waited:?})")]
     Locked { path: PathBuf, waited: Duration },
@@ -30,10 +27,7 @@ pub enum Error {
     Sqlite(#[from] rusqlite::Error),
     /// File-system failure around the database (lock file, directory).
     #[error("database {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 impl ExitCode for Error {
@@ -108,10 +102,7 @@ mod tests {
 
     #[test]
     fn fingerprint_ignores_crlf_versus_lf() {
-        assert_eq!(
-            Fingerprint::of(b"A: b\r\n\r\nbody\r\n"),
-            Fingerprint::of(b"A: b\n\nbody\n")
-        );
+        assert_eq!(Fingerprint::of(b"A: b\r\n\r\nbody\r\n"), Fingerprint::of(b"A: b\n\nbody\n"));
         assert_ne!(Fingerprint::of(b"A: b\n"), Fingerprint::of(b"A: c\n"));
         assert_eq!(Fingerprint::of(b"").hex().len(), 64);
     }
@@ -126,10 +117,8 @@ pub struct Store {
 impl Store {
     /// Opens (creating file and parent directory if needed) and migrates.
     pub fn open(path: &Path) -> Result<Store, Error> {
-        let conn = rusqlite::Connection::open(path).map_err(|source| Error::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let conn = rusqlite::Connection::open(path)
+            .map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
         Ok(Store { conn })
     }
 
@@ -160,10 +149,7 @@ impl Store {
 
     /// One address in detail with its events.
     pub fn address(&self, address: &str) -> Result<AddressStats, Error> {
-        Ok(AddressStats {
-            address: address.into(),
-            ..Default::default()
-        })
+        Ok(AddressStats { address: address.into(), ..Default::default() })
     }
 
     /// Blocked addresses, sorted, optionally for one site.
@@ -173,25 +159,14 @@ impl Store {
     }
 
     /// Blocks addresses by hand; returns how many were newly blocked.
-    pub fn block(
-        &mut self,
-        site: &str,
-        addresses: &[String],
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<u64, Error> {
+    pub fn block(&mut self, site: &str, addresses: &[String], reason: &str, now: Timestamp) -> Result<u64, Error> {
         let _ = (site, addresses, reason, now);
         Ok(0)
     }
 
     /// Zeroes counters and lifts blocks; `site = None` means every site.
     /// Returns how many (site, address) rows changed.
-    pub fn reset(
-        &mut self,
-        site: Option<&str>,
-        target: &ResetTarget,
-        now: Timestamp,
-    ) -> Result<u64, Error> {
+    pub fn reset(&mut self, site: Option<&str>, target: &ResetTarget, now: Timestamp) -> Result<u64, Error> {
         let _ = (site, target, now);
         Ok(0)
     }

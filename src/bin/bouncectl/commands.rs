@@ -16,14 +16,12 @@ use crate::output;
 /// Runs the parsed command line and returns the exit status.
 pub fn dispatch(cli: Cli) -> Exit {
     let g = &cli.global;
-    let result = config::load(g.config.as_deref())
-        .map_err(anyhow::Error::from)
-        .and_then(|config| match &cli.command {
-            Command::Check(a) => check_cmd(g, &config, a),
-            Command::Stats(a) => stats_cmd(g, &config, a),
-            Command::Block(a) => block_cmd(g, &config, a),
-            Command::Reset(a) => reset_cmd(g, &config, a),
-        });
+    let result = config::load(g.config.as_deref()).map_err(anyhow::Error::from).and_then(|config| match &cli.command {
+        Command::Check(a) => check_cmd(g, &config, a),
+        Command::Stats(a) => stats_cmd(g, &config, a),
+        Command::Block(a) => block_cmd(g, &config, a),
+        Command::Reset(a) => reset_cmd(g, &config, a),
+    });
     match result {
         Ok(exit) => exit,
         Err(e) => {
@@ -66,9 +64,7 @@ impl check::Observer for CheckObserver {
             return;
         }
         self.open = if self.json {
-            serde_json::to_string(r)
-                .map(|s| output::line(&mut self.out, &s))
-                .unwrap_or(false)
+            serde_json::to_string(r).map(|s| output::line(&mut self.out, &s)).unwrap_or(false)
         } else if !self.quiet {
             output::line(&mut self.out, r)
         } else {
@@ -91,10 +87,8 @@ impl check::Observer for CheckObserver {
         let bar = self.bar.get_or_insert_with(|| {
             let b = indicatif::ProgressBar::new(total);
             b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             b
         });
@@ -117,13 +111,7 @@ fn check_cmd(g: &Global, config: &Config, a: &CheckArgs) -> anyhow::Result<Exit>
         wait: Duration::from_secs(a.wait),
         now: bouncectl::time::now(),
     };
-    let mut obs = CheckObserver {
-        json: g.json,
-        quiet: g.quiet,
-        out: io::stdout().lock(),
-        open: true,
-        bar: None,
-    };
+    let mut obs = CheckObserver { json: g.json, quiet: g.quiet, out: io::stdout().lock(), open: true, bar: None };
     let report = check::run(config, &opts, &mut obs)?;
     if obs.open {
         if g.json {
@@ -159,20 +147,12 @@ fn stats_cmd(g: &Global, config: &Config, a: &StatsArgs) -> anyhow::Result<Exit>
             }
         }
         stats::Report::Totals(s) => {
-            let text = if g.json {
-                serde_json::to_string(&s)?
-            } else {
-                bouncectl::report::text::stats(&s)
-            };
+            let text = if g.json { serde_json::to_string(&s)? } else { bouncectl::report::text::stats(&s) };
             output::line(&mut out, &text);
         }
         stats::Report::Addresses(list) => {
             for s in list {
-                let text = if g.json {
-                    serde_json::to_string(&s)?
-                } else {
-                    bouncectl::report::text::address(&s)
-                };
+                let text = if g.json { serde_json::to_string(&s)? } else { bouncectl::report::text::address(&s) };
                 output::line(&mut out, &text);
             }
         }
@@ -186,9 +166,7 @@ fn block_cmd(g: &Global, config: &Config, a: &BlockArgs) -> anyhow::Result<Exit>
         let reader: Box<dyn BufRead> = if f == "-" {
             Box::new(io::stdin().lock())
         } else {
-            Box::new(io::BufReader::new(
-                std::fs::File::open(f).with_context(|| format!("cannot read {f}"))?,
-            ))
+            Box::new(io::BufReader::new(std::fs::File::open(f).with_context(|| format!("cannot read {f}"))?))
         };
         for line in reader.lines() {
             let line = line.with_context(|| format!("cannot read {f}"))?;
