@@ -3,7 +3,25 @@
 //! It reads no clock, opens no file, never panics and never fails: what it
 //! cannot read is [`Kind::NotBounce`] with an explanation.
 //!
-//! (Skeleton: the real parser lands with the classifier issue.)
+//! Layout: [`mime`] parses headers and parts; [`dsn`] reads RFC 3464 fields;
+//! [`vendors`] reads bounce texts that carry no DSN; [`ses`] Amazon SES JSON
+//! notifications; [`arf`] feedback reports; [`autoreply`] vacation replies;
+//! [`verp`] envelope addresses; [`rules`] holds the status-code and phrase
+//! tables and [`reason`] applies them; `recipient` builds each recipient's
+//! verdict; `analyze` ties the steps together in SPEC order.
+
+mod analyze;
+pub mod arf;
+pub mod autoreply;
+pub mod dsn;
+pub mod mime;
+pub mod reason;
+mod recipient;
+pub mod rules;
+pub mod scan;
+pub mod ses;
+pub mod vendors;
+pub mod verp;
 
 use serde::{Deserialize, Serialize};
 
@@ -208,12 +226,5 @@ impl Verp {
 
 /// Classifies one message. Never panics, never fails.
 pub fn classify(raw: &[u8], opts: &Options) -> Classification {
-    let _ = (raw, opts);
-    Classification {
-        kind: Kind::NotBounce,
-        message_id: None,
-        recipients: Vec::new(),
-        feedback_type: None,
-        explanation: Some("classifier not implemented yet".into()),
-    }
+    analyze::run(raw, opts)
 }

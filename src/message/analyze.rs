@@ -1,0 +1,464 @@
+//! The classification pipeline: parse once, then try the sources of truth in
+//! SPEC order — ARF, RFC 3464 fields, vendor texts, the returned message,
+//! VERP — and fall back to auto-reply or not-a-bounce.
+
+use super::dsn::{self, DsnRecipient};
+use super::mime::{self, Headers, Parsed};
+use super::reason::normalize;
+use super::recipient::{recipient, vendor_reasons};
+use super::vendors::{self, TextRecipient};
+use super::{Classification, Kind, Options, Reason, Recipient, arf, autoreply, scan, ses};
+
+/// Most bytes of bounce text we read: the part that names recipients and
+/// reasons is at the top, and scanning a 50 MB body would only cost time.
+const MAX_TEXT: usize = 64 * 1024;
+/// Most recipients reported from one message.
+const MAX_RECIPIENTS: usize = 100;
+
+/// Classifies one parsed message (see [`super::classify`]).
+pub fn run(raw: &[u8], opts: &Options) -> Classification {
+    let parsed = mime::parse(raw);
+    let message_id = parsed
+        .headers
+        .get("message-id")
+        .map(|v| {
+            v.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim()
+                .to_string()
+        })
+        .filter(|v| !v.is_empty());
+    let mut c = decide(&parsed, opts, 0);
+    c.message_id = message_id;
+    c
+}
+
+fn verdict(kind: Kind, recipients: Vec<Recipient>, explanation: Option<String>) -> Classification {
+    Classification {
+        kind,
+        message_id: None,
+        recipients,
+        feedback_type: None,
+        explanation,
+    }
+}
+
+fn not_bounce(why: impl Into<String>) -> Classification {
+    verdict(Kind::NotBounce, Vec::new(), Some(why.into()))
+}
+
+/// The human-readable text of the message: its text parts (HTML only when
+/// there is no plain text), outside the returned original, capped.
+fn body_text(p: &Parsed<'_>) -> String {
+    let is_text =
+        |m: &str| m == "text/plain" || m == "text/enriched" || m == "message/delivery-status-text";
+    let has_plain = p.leaves.iter().any(|l| is_text(&l.ctype.mime));
+    let mut out = String::new();
+    for leaf in &p.leaves {
+        let mime = leaf.ctype.mime.as_str();
+        let wanted = is_text(mime) || (!has_plain && mime == "text/html");
+        if !wanted || arf::is_original_part(mime) {
+            continue;
+        }
+        let text = leaf.text();
+        let text = if mime == "text/html" {
+            strip_tags(&text)
+        } else {
+            text.into_owned()
+        };
+        let room = MAX_TEXT.saturating_sub(out.len());
+        out.push_str(cut(&text, room));
+        out.push('\n');
+        if out.len() >= MAX_TEXT {
+            break;
+        }
+    }
+    out
+}
+
+/// The longest prefix of `s` of at most `max` bytes on a char boundary.
+pub(super) fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len().min(MAX_TEXT));
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
+    if arf::is_feedback(p) {
+        let fb = arf::read(p);
+        let recipients = fb.addresses.into_iter().map(feedback_recipient).collect();
+        let mut c = verdict(Kind::Complaint, recipients, None);
+        c.feedback_type = fb.feedback_type;
+        return c;
+    }
+
+    let full = body_text(p);
+    let (error, rest) = vendors::split_original(&full);
+    let error_lower = normalize(cut(error, MAX_TEXT));
+
+    let dsn_text: Option<String> = p
+        .leaves
+        .iter()
+        .find(|l| {
+            matches!(
+                l.ctype.mime.as_str(),
+                "message/delivery-status"
+                    | "message/global-delivery-status"
+                    | "text/delivery-status"
+            )
+        })
+        .map(|l| l.text().into_owned());
+    let mut dsn = dsn_text.as_deref().map(dsn::parse).unwrap_or_default();
+    if dsn.is_empty() && error_lower.contains("final-recipient:") {
+        dsn = dsn::parse(error);
+    }
+
+    let original: Option<Headers> = p
+        .leaves
+        .iter()
+        .find(|l| arf::is_original_part(&l.ctype.mime))
+        .map(|l| mime::parse_headers(mime::split_head(&l.body).0))
+        .filter(|h| !h.is_empty())
+        .or_else(|| vendors::quoted_headers(rest));
+
+    let exclude = sender_addresses(&p.headers, original.as_ref());
+    let mut texts = vendors::recipients(error, &exclude);
+    if let Some(failed) = p.headers.get("x-failed-recipients") {
+        let listed: Vec<String> = scan::addresses(failed)
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect();
+        if !listed.is_empty() {
+            let mut ordered: Vec<TextRecipient> = Vec::new();
+            for a in listed {
+                let text = texts
+                    .iter()
+                    .find(|t| t.address.eq_ignore_ascii_case(&a))
+                    .map(|t| t.text.clone());
+                ordered.push(TextRecipient {
+                    address: a,
+                    text: text.unwrap_or_default(),
+                });
+            }
+            texts = ordered;
+        }
+    }
+
+    if !dsn.is_empty() {
+        return from_dsn(&dsn, &texts, &error_lower);
+    }
+    if error.contains("\"notificationType\"")
+        && let Some(notice) = ses::parse(error)
+    {
+        return from_ses(notice);
+    }
+    if let Some(c) = hotmail_complaint(p, original.as_ref()) {
+        return c;
+    }
+    if let Some(c) = unsubscribe_request(p) {
+        return c;
+    }
+
+    let bounce_sign = vendors::bounce_signs(&p.headers, &error_lower);
+    if bounce_sign.is_some()
+        && nesting == 0
+        && let Some(inner) = forwarded_bounce(p, opts)
+    {
+        return inner;
+    }
+    if let Some(sign) = bounce_sign {
+        let one = texts.len() == 1;
+        let mut recipients: Vec<Recipient> = texts
+            .iter()
+            .map(|t| {
+                recipient(
+                    &t.address,
+                    None,
+                    None,
+                    None,
+                    &t.text,
+                    if one { error } else { "" },
+                )
+            })
+            .collect();
+        if recipients.is_empty()
+            && let Some(a) = original
+                .as_ref()
+                .and_then(|h| h.get("to"))
+                .and_then(scan::header_address)
+        {
+            recipients.push(recipient(&a, None, None, None, error, ""));
+        }
+        if recipients.is_empty()
+            && let Some(a) = opts.verp.as_ref().and_then(|v| v.recipient(&p.headers))
+        {
+            recipients.push(recipient(&a, None, None, None, error, ""));
+        }
+        if recipients.is_empty() {
+            return not_bounce(format!(
+                "looks like a bounce ({sign}) but names no recipient"
+            ));
+        }
+        // A warning that the MTA keeps trying is a delay, not a failure.
+        let permanent = recipients
+            .iter()
+            .any(|r| r.status.as_deref().is_some_and(|s| s.starts_with('5')));
+        let kind = if !permanent && vendors::is_delay_warning(&error_lower) {
+            Kind::Delayed
+        } else {
+            Kind::Bounce
+        };
+        return verdict(kind, vendor_reasons(recipients), None);
+    }
+
+    if let Some(sign) = autoreply::signs(&p.headers, &error_lower) {
+        let replier = p.headers.get("from").and_then(scan::header_address);
+        let recipients = replier
+            .map(|address| Recipient {
+                address,
+                status: None,
+                reply_code: None,
+                action: None,
+                diagnostic: None,
+                reason: Reason::Vacation,
+                hard: None,
+            })
+            .into_iter()
+            .collect();
+        return verdict(
+            Kind::AutoReply,
+            recipients,
+            Some(format!("auto-reply: {sign}")),
+        );
+    }
+
+    if p.headers.is_empty() {
+        return not_bounce("no header fields: not a mail message");
+    }
+    not_bounce("no delivery status, bounce text or auto-reply sign")
+}
+
+fn feedback_recipient(address: String) -> Recipient {
+    Recipient {
+        address,
+        status: None,
+        reply_code: None,
+        action: None,
+        diagnostic: None,
+        reason: Reason::Feedback,
+        hard: None,
+    }
+}
+
+fn from_ses(notice: ses::Notice) -> Classification {
+    match notice {
+        ses::Notice::Delivery => not_bounce("Amazon SES delivery notification (success)"),
+        ses::Notice::Complaint(addresses, fbt) => {
+            let mut c = verdict(
+                Kind::Complaint,
+                addresses.into_iter().map(feedback_recipient).collect(),
+                None,
+            );
+            c.feedback_type = fbt;
+            c
+        }
+        ses::Notice::Bounce(list) => {
+            let recipients: Vec<Recipient> = list
+                .iter()
+                .map(|r| {
+                    let diag = r.diagnostic.as_deref().unwrap_or("");
+                    let diag = diag
+                        .split_once(';')
+                        .filter(|(t, _)| !t.contains(' '))
+                        .map_or(diag, |(_, d)| d.trim());
+                    recipient(
+                        &r.address,
+                        r.status.as_deref(),
+                        r.action.as_deref(),
+                        None,
+                        diag,
+                        "",
+                    )
+                })
+                .collect();
+            if recipients.is_empty() {
+                return not_bounce("Amazon SES bounce notification names no recipient");
+            }
+            verdict(Kind::Bounce, recipients, None)
+        }
+    }
+}
+
+/// Microsoft's feedback loop (JMRP) sends complaints as a plain message with
+/// the reported mail attached, not as ARF.
+fn hotmail_complaint(p: &Parsed<'_>, original: Option<&Headers>) -> Option<Classification> {
+    let subject = p.headers.get("subject")?.to_ascii_lowercase();
+    if !subject
+        .trim_start()
+        .starts_with("complaint about message from")
+    {
+        return None;
+    }
+    let to = original?.get("to").and_then(scan::header_address);
+    let mut c = verdict(
+        Kind::Complaint,
+        to.into_iter().map(feedback_recipient).collect(),
+        None,
+    );
+    c.feedback_type = Some("abuse".into());
+    Some(c)
+}
+
+/// Apple Mail's one-tap unsubscribe mails the list with
+/// `X-Apple-Unsubscribe: true`: an opt-out from the sender of that mail.
+fn unsubscribe_request(p: &Parsed<'_>) -> Option<Classification> {
+    if !p
+        .headers
+        .get("x-apple-unsubscribe")?
+        .eq_ignore_ascii_case("true")
+    {
+        return None;
+    }
+    let from = p.headers.get("from").and_then(scan::header_address)?;
+    let mut c = verdict(Kind::Complaint, vec![feedback_recipient(from)], None);
+    c.feedback_type = Some("opt-out".into());
+    Some(c)
+}
+
+/// A bounce that relays another bounce (a mail system forwarding a DSN it
+/// received) names the recipient only in the attached one.
+fn forwarded_bounce(p: &Parsed<'_>, opts: &Options) -> Option<Classification> {
+    let leaf = p
+        .leaves
+        .iter()
+        .find(|l| matches!(l.ctype.mime.as_str(), "message/rfc822" | "message/global"))?;
+    let inner = mime::parse(&leaf.body);
+    let c = decide(&inner, opts, 1);
+    matches!(c.kind, Kind::Bounce | Kind::Delayed).then_some(c)
+}
+
+/// Addresses that belong to the sender side: never a failed recipient.
+fn sender_addresses(top: &Headers, original: Option<&Headers>) -> Vec<String> {
+    let mut out = Vec::new();
+    let names = ["from", "to", "cc", "return-path", "reply-to"];
+    for name in names {
+        for v in top.get_all(name) {
+            out.extend(
+                scan::addresses(v)
+                    .into_iter()
+                    .map(|(_, a)| a.to_ascii_lowercase()),
+            );
+        }
+    }
+    if let Some(h) = original {
+        for name in ["from", "return-path", "sender", "reply-to"] {
+            for v in h.get_all(name) {
+                out.extend(
+                    scan::addresses(v)
+                        .into_iter()
+                        .map(|(_, a)| a.to_ascii_lowercase()),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) -> Classification {
+    let success = |r: &DsnRecipient| {
+        matches!(
+            r.action.as_deref(),
+            Some("delivered" | "relayed" | "expanded" | "deliverable")
+        ) || r.status.as_deref().is_some_and(|s| s.starts_with('2'))
+    };
+    let failed: Vec<&DsnRecipient> = dsn
+        .iter()
+        .filter(|r| !success(r))
+        .take(MAX_RECIPIENTS)
+        .collect();
+    if failed.is_empty() {
+        return not_bounce("delivery status notification reports success");
+    }
+    let delayed = |r: &&DsnRecipient| {
+        r.action.as_deref() == Some("delayed")
+            || r.status.as_deref().is_some_and(|s| s.starts_with('4')) && r.action.is_none()
+    };
+    let kind = if failed.iter().all(delayed) {
+        Kind::Delayed
+    } else {
+        Kind::Bounce
+    };
+    let one = failed.len() == 1;
+    let recipients = failed
+        .iter()
+        .filter_map(|r| {
+            let address = r.address()?;
+            let text = texts
+                .iter()
+                .find(|t| {
+                    t.address.eq_ignore_ascii_case(address)
+                        || r.original_rcpt
+                            .as_deref()
+                            .is_some_and(|o| t.address.eq_ignore_ascii_case(o))
+                })
+                .map(|t| t.text.as_str())
+                .unwrap_or("");
+            let diagnostic = r.diagnostic.clone().unwrap_or_default();
+            let extra = if one { error_lower } else { "" };
+            let mut rc = recipient(
+                address,
+                r.status.as_deref(),
+                r.action.as_deref(),
+                r.diag_type.as_deref(),
+                &diagnostic,
+                text,
+            );
+            if rc.reason == Reason::OnHold || rc.reason == Reason::Undefined {
+                let again = recipient(
+                    address,
+                    r.status.as_deref(),
+                    r.action.as_deref(),
+                    r.diag_type.as_deref(),
+                    &diagnostic,
+                    extra,
+                );
+                rc.reason = again.reason;
+                rc.hard = again.hard;
+            }
+            if rc.diagnostic.is_none() && !text.trim().is_empty() {
+                rc.diagnostic = Some(text.split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+            Some(rc)
+        })
+        .collect::<Vec<_>>();
+    if recipients.is_empty() {
+        return not_bounce("delivery status notification names no recipient");
+    }
+    verdict(kind, vendor_reasons(recipients), None)
+}

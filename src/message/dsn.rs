@@ -1,0 +1,138 @@
+//! RFC 3464 delivery status notifications: the per-recipient field groups of
+//! a `message/delivery-status` part (or of DSN fields that an MTA wrote into
+//! a plain-text body).
+
+use super::scan;
+
+/// One recipient group of a DSN.
+#[derive(Debug, Default, Clone)]
+pub struct DsnRecipient {
+    /// `Final-Recipient` address.
+    pub final_rcpt: Option<String>,
+    /// `Original-Recipient` address.
+    pub original_rcpt: Option<String>,
+    /// `X-Actual-Recipient` address (Sendmail, Postfix aliases).
+    pub actual_rcpt: Option<String>,
+    /// `Action`, lowercase.
+    pub action: Option<String>,
+    /// The enhanced code from `Status`.
+    pub status: Option<String>,
+    /// The type of `Diagnostic-Code` (`smtp`, `x-unix`, ...), lowercase.
+    pub diag_type: Option<String>,
+    /// The text of `Diagnostic-Code` without its type.
+    pub diagnostic: Option<String>,
+    /// `Remote-MTA` host.
+    pub remote_mta: Option<String>,
+}
+
+impl DsnRecipient {
+    /// The address this group reports on.
+    pub fn address(&self) -> Option<&str> {
+        self.final_rcpt
+            .as_deref()
+            .or(self.original_rcpt.as_deref())
+            .or(self.actual_rcpt.as_deref())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.address().is_none()
+            && self.action.is_none()
+            && self.status.is_none()
+            && self.diagnostic.is_none()
+    }
+}
+
+/// Splits `type; value` fields.
+fn typed(value: &str) -> (Option<String>, &str) {
+    match value.split_once(';') {
+        Some((t, v)) if !t.trim().is_empty() && !t.contains(' ') && t.len() < 16 => {
+            (Some(t.trim().to_ascii_lowercase()), v.trim())
+        }
+        _ => (None, value.trim()),
+    }
+}
+
+/// Parses DSN fields from text. Per-message fields are skipped; a new
+/// recipient group starts at each `Final-Recipient` (or at an
+/// `Original-Recipient` when the current group already has one).
+pub fn parse(text: &str) -> Vec<DsnRecipient> {
+    let mut out: Vec<DsnRecipient> = Vec::new();
+    let mut cur = DsnRecipient::default();
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, v)) = fields.last_mut()
+                && v.len() < 8192
+            {
+                v.push(' ');
+                v.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && !name.is_empty()
+            && !name.contains(' ')
+        {
+            fields.push((name.to_ascii_lowercase(), value.trim().to_string()));
+        } else {
+            // A line that is no field ends the field before it.
+            fields.push((String::new(), String::new()));
+        }
+        if fields.len() > 4096 {
+            break;
+        }
+    }
+    for (name, value) in fields {
+        match name.as_str() {
+            "final-recipient" | "original-recipient" | "x-actual-recipient" => {
+                let starts_new = match name.as_str() {
+                    "final-recipient" => cur.final_rcpt.is_some(),
+                    "original-recipient" => cur.original_rcpt.is_some(),
+                    _ => cur.actual_rcpt.is_some(),
+                };
+                if starts_new && !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+                let (_, v) = typed(&value);
+                let addr = scan::header_address(v);
+                match name.as_str() {
+                    "final-recipient" => cur.final_rcpt = addr,
+                    "original-recipient" => cur.original_rcpt = addr,
+                    _ => cur.actual_rcpt = addr,
+                }
+            }
+            "action" => cur.action = Some(value.trim().to_ascii_lowercase()),
+            "status" => cur.status = scan::status_code(&value).map(str::to_string),
+            "diagnostic-code" => {
+                let (t, v) = typed(&value);
+                cur.diag_type = t;
+                cur.diagnostic = Some(v.to_string()).filter(|d| !d.is_empty());
+            }
+            "remote-mta" => cur.remote_mta = Some(typed(&value).1.to_string()),
+            _ => {}
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out.retain(|r| r.address().is_some());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_recipient_groups_are_split() {
+        let text = "Reporting-MTA: dns; mx.example.jp\n\nFinal-Recipient: rfc822; a@example.jp\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 <a@example.jp>:\n    User unknown\n\nFinal-Recipient: rfc822; b@example.jp\nAction: delayed\nStatus: 4.4.7\n";
+        let r = parse(text);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].address(), Some("a@example.jp"));
+        assert_eq!(
+            r[0].diagnostic.as_deref(),
+            Some("550 5.1.1 <a@example.jp>: User unknown")
+        );
+        assert_eq!(r[1].action.as_deref(), Some("delayed"));
+    }
+}

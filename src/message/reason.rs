@@ -1,0 +1,259 @@
+//! Deciding a recipient's [`Reason`] from the three things a bounce tells us:
+//! the enhanced status code, the SMTP reply code and the diagnostic text.
+//!
+//! Specific statements beat generic ones: a status such as `5.2.2` or a
+//! phrase such as "mailbox full" decides at once (in the order of
+//! [`FIRST_ORDER`]); generic codes (`5.0.0`, `5.7.1`) only decide when no
+//! phrase says more.
+
+use super::Reason;
+use super::rules::{Hits, SECOND_PHRASES, scan, status_reason};
+
+/// What we know about one failed recipient.
+#[derive(Debug, Default, Clone)]
+pub struct Evidence<'a> {
+    /// Enhanced status code, e.g. `5.1.1`.
+    pub status: Option<&'a str>,
+    /// SMTP reply code.
+    pub reply_code: Option<u16>,
+    /// The diagnostic text, normalised with [`normalize`].
+    pub text: &'a str,
+    /// RFC 3464 Action.
+    pub action: Option<&'a str>,
+    /// The SMTP command the server rejected (`RCPT`, `DATA`, ...), when known.
+    pub command: Option<&'a str>,
+    /// The Diagnostic-Code type (`smtp`, `x-unix`, ...), lowercase.
+    pub diag_type: Option<&'a str>,
+}
+
+/// Reasons whose status code or phrase decides at once, in priority order.
+const FIRST_ORDER: &[Reason] = &[
+    Reason::MailboxFull,
+    Reason::MesgTooBig,
+    Reason::ExceedLimit,
+    Reason::Suspend,
+    Reason::HasMoved,
+    Reason::NoRelaying,
+    Reason::AuthFailure,
+    Reason::UserUnknown,
+    Reason::Filtered,
+    Reason::RequirePtr,
+    Reason::NotCompliantRfc,
+    Reason::BadReputation,
+    Reason::Rejected,
+    Reason::HostUnknown,
+    Reason::SpamDetected,
+    Reason::Speeding,
+    Reason::TooManyConn,
+    Reason::Blocked,
+];
+
+/// Status-derived reasons that a phrase may still refine.
+const REFINABLE: &[Reason] = &[
+    Reason::Undefined,
+    Reason::OnHold,
+    Reason::SystemError,
+    Reason::SecurityError,
+    Reason::NetworkError,
+];
+
+/// Lowercases and collapses whitespace runs to one space.
+pub fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut space = false;
+    if text.is_ascii() {
+        // The common case, byte by byte: several times faster than chars.
+        let mut bytes = Vec::with_capacity(text.len());
+        for &b in text.as_bytes() {
+            if b.is_ascii_whitespace() {
+                space = true;
+                continue;
+            }
+            if space && !bytes.is_empty() {
+                bytes.push(b' ');
+            }
+            space = false;
+            bytes.push(b.to_ascii_lowercase());
+        }
+        return String::from_utf8(bytes).unwrap_or_default();
+    }
+    for c in text.chars() {
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+/// The reason for one recipient.
+pub fn decide(e: &Evidence<'_>) -> Reason {
+    let text = e.text;
+    let by_code = e.status.and_then(status_reason);
+    let before_data = matches!(e.command, Some("CONN" | "EHLO" | "HELO" | "MAIL" | "RCPT"));
+    let hits = scan(text);
+    if hits.certain_unknown() && !matches!(by_code, Some(Reason::MailboxFull | Reason::Suspend)) {
+        return Reason::UserUnknown;
+    }
+    let says_unknown = hits.first(Reason::UserUnknown);
+    // A local delivery program's failure (`X-Unix; ...`) is not an SMTP
+    // reply: the SMTP phrase tables do not apply to it.
+    let smtp = e.diag_type != Some("x-unix");
+    for &r in FIRST_ORDER.iter().filter(|_| smtp) {
+        match r {
+            Reason::UserUnknown => {
+                // "User unknown" means an unknown user only when the server
+                // said so to RCPT or with x.1.1; after DATA it is a filter
+                // speaking (Japanese carriers, per-user filters).
+                let by_status = by_code == Some(r) && !other_than_user_unknown(&hits);
+                // Without the command we cannot tell; like Sisimai we then
+                // read it as a filter (soft), unless the words are certain.
+                let rcpt = e.command == Some("RCPT");
+                if by_status || (rcpt && says_unknown) {
+                    return r;
+                }
+            }
+            Reason::Filtered => {
+                if by_code == Some(Reason::Suspend) {
+                    continue;
+                }
+                // A filtering code still needs filtering words here: the
+                // same code also comes with rate limits and the like.
+                let says = says_unknown || hits.first(r);
+                if says && (by_code == Some(r) || !before_data) {
+                    return r;
+                }
+            }
+            Reason::MesgTooBig if by_code == Some(Reason::ExceedLimit) => {}
+            Reason::SpamDetected if before_data => {
+                if by_code == Some(r) {
+                    return r;
+                }
+            }
+            _ => {
+                if by_code == Some(r) || hits.first(r) {
+                    return r;
+                }
+            }
+        }
+    }
+    let refinable = by_code.is_none_or(|r| REFINABLE.contains(&r) || r == Reason::UserUnknown);
+    if !refinable && let Some(r) = by_code {
+        return r;
+    }
+    // Spam and full mailboxes are recognised here too, when the command
+    // (say RCPT) kept them from deciding above.
+    for r in [Reason::MailboxFull, Reason::SpamDetected] {
+        if hits.first(r) {
+            return r;
+        }
+    }
+    for (r, _) in SECOND_PHRASES {
+        if hits.second(*r) {
+            return *r;
+        }
+    }
+    let class = e.status.map(|s| s.get(..3).unwrap_or(s));
+    if matches!(class, Some("5.6" | "4.6")) {
+        return Reason::ContentError;
+    }
+    if matches!(class, Some("5.7" | "4.7")) {
+        return Reason::SecurityError;
+    }
+    if matches!(e.diag_type, Some("x-unix" | "x-postfix")) {
+        return Reason::MailerError;
+    }
+    if let Some(r) = by_code.filter(|r| *r != Reason::UserUnknown) {
+        return r;
+    }
+    if matches!(e.reply_code, Some(500..=504))
+        || matches!(class, Some("5.5")) && e.status != Some("5.5.0")
+    {
+        return Reason::SyntaxError;
+    }
+    if matches!(e.action, Some("delayed" | "expired")) {
+        return Reason::Expired;
+    }
+    if matches!(e.command, Some("EHLO" | "HELO" | "CONN")) {
+        return Reason::Blocked;
+    }
+    if !text.is_empty() {
+        Reason::OnHold
+    } else {
+        Reason::Undefined
+    }
+}
+
+/// A 5.1.1 whose text says the real cause is something else.
+fn other_than_user_unknown(hits: &Hits) -> bool {
+    [
+        Reason::NoRelaying,
+        Reason::Blocked,
+        Reason::MailboxFull,
+        Reason::HasMoved,
+        Reason::Rejected,
+        Reason::Filtered,
+        Reason::Speeding,
+    ]
+    .iter()
+    .any(|&r| hits.first(r))
+        || hits.second(Reason::NotAccept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(status: &str, text: &str) -> Reason {
+        let t = normalize(text);
+        decide(&Evidence {
+            status: Some(status),
+            text: &t,
+            ..Evidence::default()
+        })
+    }
+
+    #[test]
+    fn specific_status_decides() {
+        assert_eq!(reason("5.2.2", "whatever"), Reason::MailboxFull);
+    }
+
+    #[test]
+    fn user_unknown_needs_rcpt_or_certain_words() {
+        let t = normalize("550 User unknown");
+        let at = |command| {
+            decide(&Evidence {
+                status: Some("5.0.0"),
+                text: &t,
+                command,
+                ..Evidence::default()
+            })
+        };
+        assert_eq!(at(Some("RCPT")), Reason::UserUnknown);
+        assert_eq!(at(Some("DATA")), Reason::Filtered);
+        assert_eq!(at(None), Reason::Filtered);
+        assert_eq!(
+            reason("5.0.0", "The recipient name is not recognized"),
+            Reason::UserUnknown
+        );
+    }
+
+    #[test]
+    fn generic_status_is_refined_by_text() {
+        assert_eq!(reason("5.0.0", "552 Mailbox full"), Reason::MailboxFull);
+        assert_eq!(
+            reason("5.7.1", "Message rejected as spam"),
+            Reason::SpamDetected
+        );
+    }
+
+    #[test]
+    fn no_evidence_is_undefined() {
+        assert_eq!(reason("", ""), Reason::Undefined);
+    }
+}

@@ -1,0 +1,180 @@
+//! One recipient's verdict from the evidence a bounce gives: codes found in
+//! the server's reply, the SMTP command it answered, the reason tables, and
+//! the few provider conventions that override them.
+
+use super::analyze::cut;
+use super::reason::{self, Evidence, normalize};
+use super::{Reason, Recipient, scan};
+
+/// Most bytes of one recipient's text that the reason tables look at.
+const MAX_REASON_TEXT: usize = 4 * 1024;
+
+/// Japanese mobile carriers whose servers answer "user unknown" when the
+/// subscriber's own receive filter refuses the sender.
+const FILTERING_CARRIERS: &[&str] = &["docomo.ne.jp"];
+
+/// Reasons a vendor's format states by itself. Google Groups refuses posts
+/// from non-members or to missing groups with a generic notice.
+pub(super) fn vendor_reasons(mut recipients: Vec<Recipient>) -> Vec<Recipient> {
+    for r in &mut recipients {
+        let domain = r.address.rsplit('@').next().unwrap_or("");
+        let carrier = FILTERING_CARRIERS
+            .iter()
+            .any(|c| domain == *c || domain.ends_with(&format!(".{c}")));
+        let exact_unknown = r.status.as_deref().is_some_and(|s| s.ends_with(".1.1"));
+        // Their filter's reply names no address: "550 : User unknown".
+        let diag = normalize(r.diagnostic.as_deref().unwrap_or(""));
+        let anonymous = diag.contains("550 : user unknown") || diag.contains("550: : user unknown");
+        if (anonymous || carrier && domain == "docomo.ne.jp")
+            && r.reason == Reason::UserUnknown
+            && !exact_unknown
+        {
+            r.reason = Reason::Filtered;
+            r.hard = Some(false);
+        }
+        if r.address.ends_with("@googlegroups.com")
+            && matches!(r.reason, Reason::OnHold | Reason::Undefined)
+        {
+            r.reason = Reason::Rejected;
+            r.hard = Some(false);
+        }
+    }
+    recipients
+}
+
+/// `text`, or nothing when it only repeats the address: a bare address line
+/// says nothing about why delivery failed.
+fn words_beyond(text: String, address: &str) -> String {
+    let rest = text.replace(&address.to_lowercase(), "");
+    if rest.chars().any(char::is_alphanumeric) {
+        text
+    } else {
+        String::new()
+    }
+}
+
+/// The SMTP command a diagnostic says was rejected, when it says so.
+fn command(text: &str) -> Option<&'static str> {
+    const COMMANDS: &[(&str, &str)] = &[
+        ("end of data", "DATA"),
+        ("data command", "DATA"),
+        ("command data", "DATA"),
+        ("[rcpt_to]", "RCPT"),
+        ("command rcpt", "RCPT"),
+        ("smtp:rcpt", "RCPT"),
+        ("rcpt command", "RCPT"),
+        ("our rcpt", "RCPT"),
+        ("after rcpt", "RCPT"),
+        ("mail command", "MAIL"),
+        ("after data", "DATA"),
+        ("reply to data", "DATA"),
+        (">>> data", "DATA"),
+        ("rcpt to", "RCPT"),
+        (">>> rcpt", "RCPT"),
+        ("mail from", "MAIL"),
+        (">>> mail", "MAIL"),
+        ("initial connection", "CONN"),
+        ("connected to", "CONN"),
+        ("ehlo", "EHLO"),
+        ("helo", "HELO"),
+    ];
+    COMMANDS
+        .iter()
+        .find(|(p, _)| text.contains(p))
+        .map(|(_, c)| *c)
+}
+
+/// Builds one recipient from what we know. `diagnostic` is the server's
+/// text; `more` is surrounding bounce text used only to find the reason
+/// and codes when the diagnostic lacks them.
+pub(super) fn recipient(
+    address: &str,
+    status: Option<&str>,
+    action: Option<&str>,
+    diag_type: Option<&str>,
+    diagnostic: &str,
+    more: &str,
+) -> Recipient {
+    // Reason phrases sit near the start; capping keeps the table scan cheap.
+    let diag_norm = words_beyond(normalize(cut(diagnostic, MAX_REASON_TEXT)), address);
+    let more_norm = words_beyond(normalize(cut(more, MAX_REASON_TEXT)), address);
+    let text = if more_norm.is_empty() || diag_norm.contains(&more_norm) {
+        diag_norm.clone()
+    } else {
+        format!("{diag_norm} {more_norm}")
+    };
+    let text_status = scan::status_code(&diag_norm).or_else(|| scan::status_code(&more_norm));
+    // The server's own code in its reply is more precise than a Status
+    // field the reporting MTA filled in, unless it is the generic x.0.0.
+    let diag_status = scan::status_code(&diag_norm).filter(|s| !s.ends_with(".0.0"));
+    let status = match status {
+        Some(s) if s.ends_with(".0.0") => text_status.or(Some(s)),
+        Some(s) => diag_status.or(Some(s)),
+        None => text_status,
+    };
+    // An X-Unix diagnostic is a program's exit status, not an SMTP reply.
+    let reply_code = if matches!(diag_type, Some("x-unix")) {
+        scan::reply_code(&more_norm)
+    } else {
+        scan::reply_code(&diag_norm).or_else(|| scan::reply_code(&more_norm))
+    };
+    let action = action
+        .map(str::to_string)
+        .or_else(|| {
+            status.map(|s| {
+                if s.starts_with('4') {
+                    "delayed"
+                } else {
+                    "failed"
+                }
+                .to_string()
+            })
+        })
+        .or(Some("failed".into()));
+    // The server's own words decide first; the surrounding bounce text
+    // (transcripts, other recipients' lines) only when they say nothing.
+    let mut ev = Evidence {
+        status,
+        reply_code,
+        text: &diag_norm,
+        action: action.as_deref(),
+        command: command(&text),
+        diag_type,
+    };
+    let mut reason = reason::decide(&ev);
+    let vague = [
+        Reason::OnHold,
+        Reason::Undefined,
+        Reason::SecurityError,
+        Reason::SystemError,
+        Reason::SyntaxError,
+        Reason::Expired,
+        Reason::NetworkError,
+    ];
+    if vague.contains(&reason) || diag_norm.is_empty() {
+        ev.text = &text;
+        let wider = reason::decide(&ev);
+        if !matches!(wider, Reason::OnHold | Reason::Undefined) {
+            reason = wider;
+        }
+    }
+    let permanent = status.map_or_else(
+        || reply_code.is_none_or(|c| c >= 500),
+        |s| s.starts_with('5'),
+    );
+    let diagnostic = if diagnostic.trim().is_empty() {
+        more.trim()
+    } else {
+        diagnostic.trim()
+    };
+    let diagnostic = diagnostic.split_whitespace().collect::<Vec<_>>().join(" ");
+    Recipient {
+        address: address.to_string(),
+        status: status.map(str::to_string),
+        reply_code,
+        action,
+        diagnostic: Some(cut(&diagnostic, 1000).to_string()).filter(|d| !d.is_empty()),
+        reason,
+        hard: reason.hardness(permanent),
+    }
+}

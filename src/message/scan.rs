@@ -1,0 +1,198 @@
+//! Small linear scanners over text: e-mail addresses, enhanced status codes
+//! and SMTP reply codes. No regex: each is one pass with bounded look-back.
+
+/// Longest local part and domain we accept (RFC 5321 limits).
+const MAX_LOCAL: usize = 64;
+const MAX_DOMAIN: usize = 255;
+
+fn is_local_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b".!#$%&'*+/=?^_`{|}~-".contains(&c)
+}
+
+fn is_domain_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'.' || c == b'-'
+}
+
+/// Every address in `text`, in order, as (byte offset, address with the
+/// domain lowercased).
+pub fn addresses(text: &str) -> Vec<(usize, String)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(off) = b[i..].iter().position(|&c| c == b'@') {
+        let at = i + off;
+        i = at + 1;
+        let mut s = at;
+        if at > 0 && b[at - 1] == b'"' {
+            // A quoted local part: `"john..doe"@example.org`.
+            if let Some(q) = b[at.saturating_sub(MAX_LOCAL + 1)..at - 1]
+                .iter()
+                .rposition(|&c| c == b'"')
+            {
+                let q = at.saturating_sub(MAX_LOCAL + 1) + q;
+                let local = &text[q..at];
+                if !local[1..local.len() - 1].contains(['"', ' ', '<', '>']) && local.len() > 2 {
+                    s = q;
+                }
+            }
+        }
+        let quoted = s < at && b[s] == b'"';
+        while !quoted && s > 0 && at - s < MAX_LOCAL && is_local_char(b[s - 1]) {
+            s -= 1;
+        }
+        // A local part does not start or end with a dot; quote chars are
+        // more often punctuation around the address than part of it.
+        while !quoted && s < at && matches!(b[s], b'.' | b'\'' | b'=' | b'/' | b'{' | b'|') {
+            s += 1;
+        }
+        let mut e = at + 1;
+        while e < b.len() && e - at <= MAX_DOMAIN && is_domain_char(b[e]) {
+            e += 1;
+        }
+        while e > at + 1 && matches!(b[e - 1], b'.' | b'-') {
+            e -= 1;
+        }
+        if s == at || e <= at + 1 {
+            continue;
+        }
+        let domain = &text[at + 1..e];
+        if !domain.contains('.') || domain.starts_with('.') || domain.contains("..") {
+            continue;
+        }
+        let local = &text[s..at];
+        if local.ends_with('.') && !quoted {
+            continue;
+        }
+        out.push((s, format!("{}@{}", local, domain.to_ascii_lowercase())));
+    }
+    out
+}
+
+/// The first address in `text`.
+pub fn first_address(text: &str) -> Option<String> {
+    addresses(text).into_iter().next().map(|(_, a)| a)
+}
+
+/// The address part of a header such as `"Name" <a@b>` or `rfc822; a@b`.
+pub fn header_address(value: &str) -> Option<String> {
+    if let Some(open) = value.rfind('<')
+        && let Some(close) = value[open..].find('>')
+        && let Some(a) = first_address(&value[open + 1..open + close])
+    {
+        return Some(a);
+    }
+    first_address(value)
+}
+
+/// The first enhanced status code (`[245].d{1,3}.d{1,3}`) in `text`, not
+/// part of a longer dotted number such as an IP address.
+pub fn status_code(text: &str) -> Option<&str> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if matches!(c, b'2' | b'4' | b'5')
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.'))
+            && b.get(i + 1) == Some(&b'.')
+        {
+            let mut j = i + 2;
+            let d1 = digits(b, &mut j);
+            if (1..=3).contains(&d1) && b.get(j) == Some(&b'.') {
+                j += 1;
+                let d2 = digits(b, &mut j);
+                let next_ok = match b.get(j) {
+                    None => true,
+                    Some(b'.') => !b.get(j + 1).is_some_and(|c| c.is_ascii_digit()),
+                    Some(c) => !c.is_ascii_alphanumeric(),
+                };
+                if (1..=3).contains(&d2) && next_ok {
+                    return Some(&text[i..j]);
+                }
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+fn digits(b: &[u8], j: &mut usize) -> usize {
+    let start = *j;
+    while *j < b.len() && b[*j].is_ascii_digit() {
+        *j += 1;
+    }
+    *j - start
+}
+
+/// The first SMTP failure reply code (`[45]dd` standing alone, followed by a
+/// space, `-`, `:` or the end) in `text`; a success code (`2dd`, such as a
+/// greeting in a transcript) only when there is no failure code.
+pub fn reply_code(text: &str) -> Option<u16> {
+    let mut success = None;
+    let mut rest = text;
+    let mut offset = 0;
+    while let Some(code) = any_reply_code(rest) {
+        if code.0 >= 400 {
+            return Some(code.0);
+        }
+        success = success.or(Some(code.0));
+        offset += code.1 + 3;
+        rest = text.get(offset..).unwrap_or("");
+    }
+    success
+}
+
+/// The first reply code and its byte offset.
+fn any_reply_code(text: &str) -> Option<(u16, usize)> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i + 3 <= b.len() {
+        if matches!(b[i], b'2' | b'4' | b'5')
+            && b[i + 1].is_ascii_digit()
+            && b[i + 2].is_ascii_digit()
+            && (i == 0
+                || !(b[i - 1].is_ascii_alphanumeric()
+                    || matches!(b[i - 1], b'.' | b'-' | b'/' | b'=' | b'+' | b'#')))
+            && b.get(i + 3).is_none_or(|&c| {
+                c == b' '
+                    || c == b'-'
+                    || c == b':'
+                    || c == b'\n'
+                    || c == b'\r'
+                    || c == b';'
+                    || c == b','
+            })
+            && b[i + 1] <= b'5'
+        {
+            return text[i..i + 3].parse().ok().map(|c| (c, i));
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_found_with_domain_lowercased() {
+        let a = addresses("<Kijitora@Example.JP>: host said ... neko@example.org.");
+        let got: Vec<_> = a.into_iter().map(|(_, a)| a).collect();
+        assert_eq!(got, vec!["Kijitora@example.jp", "neko@example.org"]);
+    }
+
+    #[test]
+    fn status_code_skips_ip_addresses() {
+        assert_eq!(
+            status_code("host 192.0.2.1 said: 550 5.1.1 unknown"),
+            Some("5.1.1")
+        );
+        assert_eq!(status_code("from 4.2.2.1 said"), None);
+    }
+
+    #[test]
+    fn reply_code_needs_to_stand_alone() {
+        assert_eq!(reply_code("192.0.2.250 said: 550-5.1.1 x"), Some(550));
+        assert_eq!(reply_code("#5.1.1 size 12345"), None);
+    }
+}

@@ -1,0 +1,401 @@
+//! Bounces that carry no DSN: the human-readable texts of qmail, Exim,
+//! Sendmail, Exchange, Gmail, Yahoo and the rest. They differ in wording but
+//! share a shape — an introduction, then each failed address followed by the
+//! server's reply, then a separator and the returned message — so one
+//! scanner driven by the tables below reads them all.
+
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+use super::mime::{Headers, parse_headers, split_head};
+use super::scan;
+
+/// Lines (lowercase substrings) that start the returned original message in
+/// a plain-text bounce, wherever they appear.
+const ORIGINAL_MARKERS: &[&str] = &[
+    "below this line is a copy of the message",
+    "original message follows",
+    "this is a copy of the message",
+    "the header of the original message is following",
+    "unsent message below",
+    "content-type: message/rfc822",
+    "headers of the original message",
+    "undelivered message headers",
+    "message headers follow",
+    "included is a copy of the message",
+    "here is a copy of the first part of the message",
+    "your message reads (in part)",
+];
+
+/// Words that start the returned message only on a separator line such as
+/// `------ Original message ------`.
+const SEPARATOR_WORDS: &[&str] = &[
+    "original message",
+    "returned message",
+    "original mail",
+    "message header",
+    "the header of the message",
+    "message text follows",
+    "rfc822",
+];
+
+/// Phrases (lowercase) that only bounce texts use; one of them, a
+/// mailer-daemon sender or a bounce subject marks a message as a bounce.
+const BOUNCE_PHRASES: &[&str] = &[
+    "this is the mail system at host",
+    "i'm afraid i wasn't able to deliver",
+    "this message was created automatically by mail delivery software",
+    "the following addresses had permanent fatal errors",
+    "delivery to the following recipient failed",
+    "delivery to the following recipients failed",
+    "could not be delivered to",
+    "your message did not reach some or all of the intended recipients",
+    "delivery has failed to these recipients",
+    "your message could not be delivered",
+    "message could not be delivered",
+    "undeliverable",
+    "delivery failure",
+    "permanent error",
+    "permanent failure",
+    "unable to deliver",
+    "failed to deliver",
+    "was not delivered",
+    "returned to sender",
+    "delivery status notification",
+    "smtp error from remote",
+    "transcript of session follows",
+    "the following message to",
+    "error for recipient",
+    "could not deliver",
+    "mail delivery failed",
+    "failed recipient",
+    "message you sent",
+];
+
+/// Phrases (lowercase) that on their own mark a bounce: MTAs' fixed
+/// introductions and transcript markers that people do not write.
+const STRONG_BOUNCE_PHRASES: &[&str] = &[
+    "this is the mail system at host",
+    "i'm afraid i wasn't able to deliver",
+    "this message was created automatically by mail delivery software",
+    "the following addresses had permanent fatal errors",
+    "the following addresses had delivery errors",
+    "delivery to the following recipient failed",
+    "did not reach the following recipient",
+    "an error has occurred while attempting to deliver a message",
+    "this is the mailer-daemon",
+    "delivery has failed to these recipients",
+    "smtp error from remote mail server",
+    "transcript of session follows",
+    "could not be delivered to: <",
+    "unable to deliver message to",
+    "sent <<< rcpt to:",
+    ">>> rcpt to:",
+];
+
+/// Phrases (lowercase) of delay warnings: the MTA still holds the message.
+const DELAY_PHRASES: &[&str] = &[
+    "this is only a temporary failure report",
+    "delivery attempts will continue",
+    "will continue trying to deliver",
+    "will keep trying to deliver",
+    "no action is required on your part",
+    "this is a warning message only",
+    "you do not need to resend your message",
+    "you do not need to resend the message",
+    "you don't need to resend",
+];
+
+/// True when a bounce text says the message is only delayed.
+pub fn is_delay_warning(text_lower: &str) -> bool {
+    DELAY_PHRASES.iter().any(|p| text_lower.contains(p))
+}
+
+/// Subjects (lowercase substrings) of bounces.
+const BOUNCE_SUBJECTS: &[&str] = &[
+    "undeliver",
+    "undelivered",
+    "delivery status",
+    "delivery failure",
+    "delivery failed",
+    "delivery notification",
+    "delivery problem",
+    "failure notice",
+    "failed delivery",
+    "mail delivery",
+    "returned mail",
+    "return mail",
+    "mail system error",
+    "non remis",
+    "nondeliverable",
+    "non-deliverable",
+    "not delivered",
+    "could not be delivered",
+    "bounce",
+    "rejected",
+    "error",
+    "failure",
+    "fail",
+    "warning",
+    "delayed",
+    "unzustellbar",
+    "no se puede entregar",
+    "メール配信",
+    "配信",
+];
+
+/// Local parts (lowercase) of bounce senders.
+const DAEMON_LOCALS: &[&str] = &[
+    "mailer-daemon",
+    "mailer_daemon",
+    "maildaemon",
+    "mail-daemon",
+    "postmaster",
+    "mdaemon",
+    "bounce",
+    "bounces",
+    "nobody",
+];
+
+/// Header-like lines whose addresses never name the failed recipient.
+const SKIP_LINE_PREFIXES: &[&str] = &[
+    "from:",
+    "reply-to:",
+    "sender:",
+    "return-path:",
+    "message-id:",
+    "in-reply-to:",
+    "references:",
+    "received:",
+    "x-",
+    "dkim-signature:",
+    "list-",
+    "subject:",
+    "mail from",
+    ">>> mail from",
+    "envelope-from",
+    "errors-to:",
+    "authentication-results:",
+    "arc-",
+    "reporting-mta:",
+    "received-from-mta:",
+];
+
+/// How strongly a message looks like a bounce (besides DSN parts).
+pub fn bounce_signs(h: &Headers, text_lower: &str) -> Option<&'static str> {
+    if h.get("x-failed-recipients").is_some() {
+        return Some("X-Failed-Recipients header");
+    }
+    let from = h.get("from").unwrap_or("").to_ascii_lowercase();
+    let from_addr = scan::header_address(&from).unwrap_or_default();
+    let local = from_addr.split('@').next().unwrap_or("");
+    let daemon = DAEMON_LOCALS
+        .iter()
+        .any(|d| local == *d || local.starts_with(&format!("{d}-")))
+        || from.contains("mailer-daemon")
+        || from.contains("mail delivery")
+        || from.contains("postmaster");
+    let subject = h.get("subject").unwrap_or("").to_lowercase();
+    let bounce_subject = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
+    let strong = match STRONG_TEXT.as_ref() {
+        Some(ac) => ac.is_match(text_lower),
+        None => STRONG_BOUNCE_PHRASES.iter().any(|p| text_lower.contains(p)),
+    };
+    if strong {
+        return Some("a mail system's bounce text");
+    }
+    // An empty From (`<>`) is how some MTAs sign bounces.
+    let daemon = daemon || from.trim() == "<>" || from.ends_with("<>");
+    let phrase = match BOUNCE_TEXT.as_ref() {
+        Some(ac) => ac.is_match(text_lower),
+        None => BOUNCE_PHRASES.iter().any(|p| text_lower.contains(p)),
+    };
+    let has_code = scan::status_code(text_lower).is_some();
+    match (daemon, bounce_subject, phrase || has_code) {
+        (true, _, true) | (true, true, _) => Some("sent by a mail system with a bounce text"),
+        (_, true, true) => Some("bounce subject and text"),
+        _ => None,
+    }
+}
+
+/// Cuts `text` at the first line that starts the returned message; returns
+/// the error part and the rest.
+pub fn split_original(text: &str) -> (&str, &str) {
+    // One automaton pass finds candidate lines; only those are inspected.
+    let Some(ac) = MARKERS.as_ref() else {
+        return (text, "");
+    };
+    for m in ac.find_iter(text) {
+        let start = text[..m.start()].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[m.end()..]
+            .find('\n')
+            .map_or(text.len(), |i| m.end() + i + 1);
+        if start == 0 {
+            continue;
+        }
+        let line = text[start..end].trim();
+        let separator = ["--", "==", "__", "**"].iter().any(|p| line.starts_with(p));
+        let is_marker = if m.pattern().as_usize() < ORIGINAL_MARKERS.len() {
+            line.len() < 120
+        } else {
+            separator
+        };
+        if is_marker {
+            return (&text[..start], &text[end..]);
+        }
+    }
+    (text, "")
+}
+
+/// [`ORIGINAL_MARKERS`] then [`SEPARATOR_WORDS`], matched without case.
+static MARKERS: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(ORIGINAL_MARKERS.iter().chain(SEPARATOR_WORDS))
+        .ok()
+});
+
+/// [`BOUNCE_PHRASES`] in one automaton.
+static BOUNCE_TEXT: LazyLock<Option<AhoCorasick>> =
+    LazyLock::new(|| AhoCorasick::new(BOUNCE_PHRASES).ok());
+/// [`STRONG_BOUNCE_PHRASES`] in one automaton.
+static STRONG_TEXT: LazyLock<Option<AhoCorasick>> =
+    LazyLock::new(|| AhoCorasick::new(STRONG_BOUNCE_PHRASES).ok());
+
+/// Does `line` start with `prefix` (lowercase ASCII), ignoring case?
+fn starts_with_ci(line: &str, prefix: &str) -> bool {
+    line.len() >= prefix.len()
+        && line.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+/// The headers of a returned message quoted as text after the separator.
+pub fn quoted_headers(rest: &str) -> Option<Headers> {
+    let start = rest.trim_start_matches(['\r', '\n', ' ']);
+    let (head, _) = split_head(start.as_bytes());
+    let h = parse_headers(head);
+    (h.get("to").is_some() || h.get("from").is_some()).then_some(h)
+}
+
+/// Most distinct recipients and mentions of each that we collect.
+const MAX_RECIPIENTS: usize = 100;
+const MAX_MENTIONS: usize = 4;
+
+/// At most 1,000 bytes of a line (on a char boundary).
+fn clip(line: &str) -> &str {
+    let mut end = line.len().min(1000);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+/// One recipient found in a bounce text, with the lines that talk about it.
+#[derive(Debug, Clone)]
+pub struct TextRecipient {
+    /// The failed address.
+    pub address: String,
+    /// The lines around each mention, joined.
+    pub text: String,
+}
+
+/// Finds failed recipients in the error part of a bounce text. `exclude`
+/// holds addresses (lowercase) that are the sender's, never a recipient.
+pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
+    let lines: Vec<&str> = error.lines().take(2000).collect();
+    let mut found: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if !line.contains('@') {
+            continue;
+        }
+        let l = line.trim_start();
+        if SKIP_LINE_PREFIXES.iter().any(|p| starts_with_ci(l, p))
+            || l.to_ascii_lowercase().contains("mailto:")
+        {
+            continue;
+        }
+        for (_, addr) in scan::addresses(line) {
+            let lower = addr.to_ascii_lowercase();
+            let local = lower.split('@').next().unwrap_or("");
+            if exclude.contains(&lower) || DAEMON_LOCALS.contains(&local) {
+                continue;
+            }
+            // Caps keep hostile texts (thousands of addresses) linear.
+            let room = found.len() < MAX_RECIPIENTS;
+            match found
+                .iter_mut()
+                .find(|(a, _)| a.eq_ignore_ascii_case(&addr))
+            {
+                Some((_, at)) if at.len() < MAX_MENTIONS && !at.contains(&i) => at.push(i),
+                Some(_) => {}
+                None if room => found.push((addr, vec![i])),
+                None => {}
+            }
+        }
+    }
+    let mention_lines: Vec<usize> = found
+        .iter()
+        .flat_map(|(_, at)| at.iter().copied())
+        .collect();
+    found
+        .into_iter()
+        .map(|(address, at)| {
+            let mut text = String::new();
+            // Lines already taken: blocks of two mentions may overlap.
+            let mut taken: Vec<usize> = Vec::new();
+            let mut take = |text: &mut String, k: usize| {
+                if !taken.contains(&k) {
+                    taken.push(k);
+                    text.push_str(clip(lines[k]));
+                    text.push('\n');
+                }
+            };
+            for &i in &at {
+                // The line just above, in the same paragraph, often carries
+                // the reason (Lotus Notes, some gateways).
+                if i > 0
+                    && !lines[i - 1].trim().is_empty()
+                    && !mention_lines.contains(&(i - 1))
+                    && at.len() == 1
+                {
+                    take(&mut text, i - 1);
+                }
+                take(&mut text, i);
+                let mut blank_seen = false;
+                for (j, next) in lines.iter().enumerate().skip(i + 1).take(8) {
+                    if mention_lines.contains(&j) && !at.contains(&j) {
+                        break;
+                    }
+                    if next.trim().is_empty() {
+                        // One blank line may separate an address from its
+                        // reply (Gmail, Exchange); a second ends the block.
+                        if blank_seen || text.lines().count() > 2 {
+                            break;
+                        }
+                        blank_seen = true;
+                        continue;
+                    }
+                    take(&mut text, j);
+                }
+            }
+            TextRecipient { address, text }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qmail_text_names_the_recipient_and_reply() {
+        let text = "Hi. This is the qmail-send program at mx.example.jp.\nI'm afraid I wasn't able to deliver your message.\n\n<kijitora@example.jp>:\n192.0.2.1 does not like recipient.\nRemote host said: 550 5.1.1 <kijitora@example.jp>... User Unknown\n\n--- Below this line is a copy of the message.\n\nFrom: neko@example.org\n";
+        let (err, rest) = split_original(text);
+        assert!(rest.starts_with("\nFrom:"));
+        let r = recipients(err, &["neko@example.org".into()]);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].address, "kijitora@example.jp");
+        assert!(r[0].text.contains("User Unknown"));
+    }
+}
