@@ -2,7 +2,7 @@
 //! a temporary config and database, the password from a file or the
 //! environment.
 //!
-//! Tests marked `#[ignore = "needs the store and classifier merge"]` assert
+//! Tests marked `` assert
 //! counts that only become true once the counting database and the
 //! classifier are merged; run them with `cargo test -- --include-ignored`.
 //! They do not depend on how well the classifier does: the expected counts
@@ -303,7 +303,7 @@ fn drop_mid_retr_exits_75_and_deletes_nothing() {
 }
 
 #[test]
-#[ignore = "needs the store and classifier merge"]
+
 fn run_after_dropped_connection_counts_nothing_twice() {
     let Some(d) = dovecot::start() else { return };
     let s = dropped_run(&d);
@@ -324,7 +324,7 @@ fn run_after_dropped_connection_counts_nothing_twice() {
 }
 
 #[test]
-#[ignore = "needs the store and classifier merge"]
+
 fn second_run_counts_nothing_twice() {
     let Some(d) = dovecot::start() else { return };
     let mails = distinct_bounces(5);
@@ -351,7 +351,7 @@ fn second_run_counts_nothing_twice() {
 }
 
 #[test]
-#[ignore = "needs the store and classifier merge"]
+
 fn imap_keep_counts_each_message_once() {
     let Some(d) = dovecot::start() else { return };
     let mails = distinct_bounces(3);
@@ -370,7 +370,7 @@ fn imap_keep_counts_each_message_once() {
 }
 
 #[test]
-#[ignore = "needs the store and classifier merge"]
+
 fn bounces_are_deleted_and_non_bounces_kept() {
     let Some(d) = dovecot::start() else { return };
     let mails: Vec<Vec<u8>> = distinct_bounces(3)
