@@ -2,11 +2,8 @@
 //! a temporary config and database, the password from a file or the
 //! environment.
 //!
-//! Tests marked `` assert
-//! counts that only become true once the counting database and the
-//! classifier are merged; run them with `cargo test -- --include-ignored`.
-//! They do not depend on how well the classifier does: the expected counts
-//! come from `bouncectl check` on the same messages as local files.
+//! Expected counts do not depend on how well the classifier does: they come
+//! from `bouncectl check` on the same messages as local files.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
