@@ -168,29 +168,17 @@ struct Pending {
 }
 
 impl Run<'_> {
-    fn classify(&self, site: &Site, bytes: &[u8]) -> (Fingerprint, Classification) {
-        let opts = message::Options {
-            verp: site.verp.clone(),
-        };
-        (Fingerprint::of(bytes), message::classify(bytes, &opts))
-    }
-
     fn local(&mut self, site: &Site, source: Source) -> Result<(), super::Error> {
         let name = source.name().to_string();
-        let mut batch: Vec<Pending> = Vec::new();
+        let mut uids: Vec<Option<String>> = Vec::new();
+        let mut raws: Vec<Vec<u8>> = Vec::new();
         let mut bytes = 0u64;
         for msg in source {
             match msg {
                 Ok(LocalMessage { uid, bytes: raw }) => {
                     bytes += raw.len() as u64;
-                    let (fingerprint, classification) = self.classify(site, &raw);
-                    batch.push(Pending {
-                        uid,
-                        source_uid: None,
-                        fingerprint,
-                        classification,
-                        server_ref: None,
-                    });
+                    uids.push(uid);
+                    raws.push(raw);
                 }
                 Err(e) => {
                     self.observer.problem(&e.to_string());
@@ -200,11 +188,18 @@ impl Run<'_> {
                         .message(&error_report(&name, None, &e.to_string()));
                 }
             }
-            if batch.len() >= BATCH_MESSAGES || bytes >= BATCH_BYTES {
-                self.commit(site, &name, std::mem::take(&mut batch), None)?;
+            if raws.len() >= BATCH_MESSAGES || bytes >= BATCH_BYTES {
+                let batch = pending(
+                    site,
+                    std::mem::take(&mut uids),
+                    std::mem::take(&mut raws),
+                    None,
+                );
+                self.commit(site, &name, batch, None)?;
                 bytes = 0;
             }
         }
+        let batch = pending(site, uids, raws, None);
         self.commit(site, &name, batch, None)?;
         Ok(())
     }
@@ -271,20 +266,8 @@ impl Run<'_> {
             } else {
                 mb.fetch(&to_fetch)?
             };
-            let batch: Vec<Pending> = to_fetch
-                .into_iter()
-                .zip(raws)
-                .map(|(r, raw)| {
-                    let (fingerprint, classification) = self.classify(site, &raw);
-                    Pending {
-                        uid: Some(r.uid.clone()),
-                        source_uid: Some(r.uid.clone()),
-                        fingerprint,
-                        classification,
-                        server_ref: Some(r),
-                    }
-                })
-                .collect();
+            let uids = to_fetch.iter().map(|r| Some(r.uid.clone())).collect();
+            let batch = pending(site, uids, raws, Some(to_fetch));
             let removed = self.commit(site, &name, batch, Some(&removable))?;
             if self.store.is_some() {
                 let mut remove: Vec<MessageRef> = seen_remove;
@@ -372,6 +355,54 @@ impl Run<'_> {
         }
         Ok(remove)
     }
+}
+
+/// Fingerprints and classifies a batch, spread over the machine's cores
+/// (the classifier is pure, so messages are independent), keeping order.
+/// `refs` are the server messages the raw bytes came from, if any.
+fn pending(
+    site: &Site,
+    uids: Vec<Option<String>>,
+    raws: Vec<Vec<u8>>,
+    refs: Option<Vec<MessageRef>>,
+) -> Vec<Pending> {
+    let opts = message::Options {
+        verp: site.verp.clone(),
+    };
+    let one = |raw: &Vec<u8>| (Fingerprint::of(raw), message::classify(raw, &opts));
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let verdicts: Vec<(Fingerprint, Classification)> = if workers < 2 || raws.len() < 8 {
+        raws.iter().map(one).collect()
+    } else {
+        let chunk = raws.len().div_ceil(workers);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = raws
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    };
+    drop(raws);
+    let mut refs = refs.map(Vec::into_iter);
+    uids.into_iter()
+        .zip(verdicts)
+        .map(|(uid, (fingerprint, classification))| {
+            let server_ref = refs.as_mut().and_then(Iterator::next);
+            Pending {
+                source_uid: server_ref.as_ref().map(|r| r.uid.clone()),
+                uid,
+                fingerprint,
+                classification,
+                server_ref,
+            }
+        })
+        .collect()
 }
 
 fn error_report(source: &str, uid: Option<String>, note: &str) -> MessageReport {
