@@ -15,8 +15,8 @@ use std::thread::JoinHandle;
 use super::{Error, Mailbox, MessageRef};
 
 /// Read-ahead bounds, the same as `ops::check`'s batches.
-const AHEAD_MESSAGES: usize = 200;
-const AHEAD_BYTES: u64 = 8 * 1024 * 1024;
+const AHEAD_MESSAGES: usize = crate::mailbox::BATCH_MESSAGES;
+const AHEAD_BYTES: u64 = crate::mailbox::BATCH_BYTES;
 
 enum Job {
     List,
@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn read_ahead_is_bounded_like_a_batch() {
-        let (mut m, _log) = ahead(1000);
+        let (mut m, _log) = ahead(3 * AHEAD_MESSAGES as u32);
         let refs = m.list().unwrap();
         m.fetch(&refs[..1]).unwrap();
         assert_eq!(m.pending.as_ref().map(Vec::len), Some(AHEAD_MESSAGES));

@@ -57,6 +57,14 @@ impl ExitCode for Error {
     }
 }
 
+/// Messages per batch: one fetch round and one database transaction each.
+/// Larger batches mean fewer commits (each one is flushed to disk before
+/// anything is deleted); [`BATCH_BYTES`] keeps memory bounded.
+pub const BATCH_MESSAGES: usize = 1000;
+/// Bytes per batch (at least one message): bounds memory however large the
+/// mailbox. Read-ahead holds at most one further batch.
+pub const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+
 /// One message on a server, as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageRef {

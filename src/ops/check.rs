@@ -12,16 +12,11 @@ use std::time::Duration;
 use crate::config::{After, Config, Site};
 use crate::exit::{Exit, ExitCode};
 use crate::mailbox::local::{LocalMessage, Source};
-use crate::mailbox::{self, MessageRef};
+use crate::mailbox::{self, BATCH_BYTES, BATCH_MESSAGES, MessageRef};
 use crate::message::{self, Classification, Kind};
 use crate::report::{Action, MessageReport, Summary};
 use crate::store::{Fingerprint, Item, RunLock, Store};
 use crate::time::Timestamp;
-
-/// Messages per batch: one transaction and one fetch round each.
-const BATCH_MESSAGES: usize = 200;
-/// Bytes per batch: bounds memory however large the mailbox.
-const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
 /// What the binary asks `check` to do.
 #[derive(Debug, Clone)]

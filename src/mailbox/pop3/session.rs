@@ -15,8 +15,8 @@ use crate::mailbox::{Error, Mailbox, MessageRef};
 
 /// Read-ahead bounds, the same as `ops::check`'s batches: at most this many
 /// messages and bytes are requested before they are asked for.
-const PREFETCH_MESSAGES: usize = 200;
-const PREFETCH_BYTES: u64 = 8 * 1024 * 1024;
+const PREFETCH_MESSAGES: usize = crate::mailbox::BATCH_MESSAGES;
+const PREFETCH_BYTES: u64 = crate::mailbox::BATCH_BYTES;
 
 /// A logged-in POP3 mailbox (over a [`Stream`]; any stream in tests).
 pub struct Pop3Mailbox<S: Read + Write = Stream> {
@@ -370,10 +370,11 @@ mod tests {
 
     #[test]
     fn read_ahead_is_bounded_like_a_batch() {
-        let mut m = mailbox("+OK\r\none\r\n.\r\n", 1000);
+        let n = 3 * PREFETCH_MESSAGES as u32;
+        let mut m = mailbox("+OK\r\none\r\n.\r\n", n);
         m.fetch(&[r(1)]).unwrap();
         assert_eq!(m.inflight.len(), PREFETCH_MESSAGES);
-        assert_eq!(m.inflight.back(), Some(&(201, 10)));
+        assert_eq!(m.inflight.back(), Some(&(PREFETCH_MESSAGES as u32 + 1, 10)));
     }
 
     #[test]
