@@ -1,9 +1,9 @@
 //! Store benchmark (`cargo bench --bench store`; `-- --quick` for a smaller run).
 //!
-//! 1. Recording 100,000 bounce events the way `check` does (batches of 200,
+//! 1. Recording 100,000 bounce events the way `check` does (batches of `mailbox::BATCH_MESSAGES`,
 //!    one transaction each, WAL + `synchronous = FULL`), against a same-run
 //!    baseline: a plain `INSERT` of the same rows into a bare table, in one
-//!    transaction and in the same 500 transactions.
+//!    transaction and in the same number of transactions.
 //! 2. `stats` (totals; the `--json` query set) on a database of 1,000,000
 //!    addresses, through the library and through the built binary, against
 //!    the same totals computed with `GROUP BY` over the base tables (what the
@@ -13,10 +13,10 @@
 //!
 //! Reading the recording figure: each bounce changes one row in each of
 //! three trees with random keys (the ledger by content hash, the counter by
-//! address, the events-by-address index), so every 200-bounce commit writes
-//! and fsyncs some 600 distinct 4 KiB pages to the WAL, where the plain
+//! address, the events-by-address index), so every batch commit writes
+//! and fsyncs thousands of distinct 4 KiB pages to the WAL, where the plain
 //! baseline appends to one table. The "cpu" and "wrote" notes separate that
-//! I/O from computation; the baseline in the same 500 transactions is the
+//! I/O from computation; the baseline in the same transactions is the
 //! floor that `synchronous = FULL` sets on the machine at hand.
 
 use std::path::Path;
@@ -27,7 +27,7 @@ use bouncectl::message::{Classification, Kind, Reason, Recipient};
 use bouncectl::store::{Fingerprint, Item, Store};
 use rusqlite::{Connection, params};
 
-const BATCH: usize = 200;
+const BATCH: usize = bouncectl::mailbox::BATCH_MESSAGES;
 const NOW: i64 = 1_795_449_660;
 
 /// xorshift64*: deterministic data without a `rand` dependency.
