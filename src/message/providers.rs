@@ -16,7 +16,7 @@
 use super::mime::Headers;
 use super::reason::normalize;
 use super::rules::phrase_matches;
-use super::{Reason, Recipient};
+use super::{Reason, Recipient, scan};
 
 /// Orange (`OFR`, `OUK`) and La Poste (`LPN`, `LPNAAA`) append a code such
 /// as `OFR_506` or `LPN007_510` to their replies; the last three digits
@@ -286,6 +286,49 @@ pub(super) fn powermta_category(category: &str) -> Option<Reason> {
     Some(r)
 }
 
+/// Gmail's own bounce ("Google tried to deliver your message ...") ends the
+/// remote server's reply with `(state N)`, the SMTP stage it reached; the
+/// stage says what the refusal was about when the reply carries no specific
+/// status code. Source: Gmail bounce format (Sisimai Lhost::Gmail).
+const GMAIL_STATES: &[(&str, Reason)] = &[
+    ("6", Reason::SystemError),
+    ("8", Reason::SystemError),
+    ("9", Reason::SystemError),
+    ("12", Reason::NoRelaying),
+    ("13", Reason::Blocked),
+    ("14", Reason::UserUnknown),
+    ("15", Reason::Filtered),
+    ("17", Reason::Filtered),
+    ("18", Reason::Filtered),
+];
+
+/// The reason a Gmail `(state N).` names, unless the reply carries a
+/// specific enhanced status code (`5.1.1`, not `5.0.0` or `5.7.0`), which
+/// then decides as usual.
+fn gmail_state(diag: &str) -> Option<Reason> {
+    if !diag.contains("google tried to deliver your message") {
+        return None;
+    }
+    let at = diag.find("(state ")? + 7;
+    let n: String = diag[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    if !diag[at + n.len()..].starts_with(").") {
+        return None;
+    }
+    let specific = scan::status_code(diag).is_some_and(|s| {
+        let mut it = s.split('.').skip(1);
+        let subject = it.next().unwrap_or("0");
+        let detail = it.next().unwrap_or("0");
+        subject != "0" && detail != "0"
+    });
+    if specific {
+        return None;
+    }
+    GMAIL_STATES.iter().find(|(s, _)| *s == n).map(|(_, r)| *r)
+}
+
 /// The three digits of an Orange / La Poste code in `text` (lowercase).
 fn france_ptt_code(text: &str) -> Option<&str> {
     for prefix in ["lpnaaa", "lpn", "ofr", "ouk"] {
@@ -339,6 +382,9 @@ fn provider_reason(diag: &str, reply_code: Option<u16>, context: &str) -> Option
             .iter()
             .find(|(c, _)| *c == code)
             .map_or(Reason::Undefined, |(_, r)| *r);
+        return Some(r);
+    }
+    if let Some(r) = gmail_state(diag) {
         return Some(r);
     }
     if let Some(r) = cox_code(diag) {
@@ -412,6 +458,23 @@ mod tests {
         assert_eq!(france_ptt_code("xofr_506"), None);
         assert_eq!(france_ptt_code("ofr_5060"), None);
         assert_eq!(france_ptt_code("no code here"), None);
+    }
+
+    #[test]
+    fn gmail_states() {
+        let g =
+            "google tried to deliver your message, but it was rejected by the recipient domain.";
+        assert_eq!(
+            gmail_state(&format!(
+                "{g} 500 remote server does not support tls (state 6)."
+            )),
+            Some(Reason::SystemError)
+        );
+        assert_eq!(
+            gmail_state(&format!("{g} 550 550 5.1.1 user unknown (state 18).")),
+            None
+        );
+        assert_eq!(gmail_state("550 no such user (state 18)."), None);
     }
 
     #[test]

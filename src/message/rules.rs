@@ -44,7 +44,9 @@ pub fn status_reason(status: &str) -> Option<Reason> {
         }
         ("2", "2") => MailboxFull,
         ("2", "3") => ExceedLimit,
-        ("3", "0") | ("3", "3") | ("3", "5") => SystemError,
+        // 4.3.0 is too generic to say more than "try again later".
+        ("3", "0") if class == "5" => SystemError,
+        ("3", "3") | ("3", "5") => SystemError,
         ("3", "1") => SystemFull,
         ("3", "2") => NotAccept,
         ("3", "4") => MesgTooBig,
@@ -837,6 +839,7 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
         &[
             "doesn't receive email",
             "couldn't find a mail exchanger",
+            "type=mx: malformed or unexpected name server reply",
             "no mx found for domain",
             "indicated no smtp service",
             "does not accept mail (nullmx)",
