@@ -174,6 +174,7 @@ const WANTED: &[&str] = &[
     "x-nai-header",
     "x-original-to",
     "x-ses-outgoing",
+    "x-zohomail",
 ];
 
 fn wanted(name: &[u8]) -> bool {

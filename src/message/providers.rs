@@ -255,6 +255,12 @@ const FORMATS: &[Format] = &[
             (Reason::Expired, &["delivery failed * attempts"]),
         ],
     },
+    // Zoho Mail: `X-ZohoMail:`; it gives up on unreachable hosts.
+    Format {
+        header: ("x-zohomail", ""),
+        dsn: "",
+        reasons: &[(Reason::Expired, &["host not reachable"])],
+    },
     // Amazon SES receiving (inbound-smtp.<region>.amazonaws.com): its
     // receipt-rule bounce templates.
     Format {

@@ -928,6 +928,16 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
         ],
     ),
     (
+        // Exim's address parser (Sisimai Lhost::Exim).
+        Reason::SyntaxError,
+        &[
+            "malformed address:",
+            "angle-brackets nested too deep",
+            "expected word or \"<\"",
+            "domain missing in source-routed address",
+        ],
+    ),
+    (
         Reason::MailerError,
         &[
             "pipe to |",
