@@ -245,15 +245,22 @@ const FORMATS: &[Format] = &[
             (Reason::HostUnknown, &["unknown host"]),
             (
                 Reason::UserUnknown,
-                &["unknown user", "invalid final delivery userid"],
+                &["^unknown user", "^invalid final delivery userid"],
             ),
-            (Reason::MailboxFull, &["user mailbox exceeds allowed size"]),
+            (Reason::MailboxFull, &["^user mailbox exceeds allowed size"]),
             (
                 Reason::VirusDetected,
                 &["requested action not taken: virus detected"],
             ),
             (Reason::Expired, &["delivery failed * attempts"]),
         ],
+    },
+    // Trend Micro InterScan MSS: its notice names each failed address in
+    // "Unable to deliver message to <...>" when the server gave no reply.
+    Format {
+        header: ("subject", "could not be delivered"),
+        dsn: "interscan messaging security suite",
+        reasons: &[(Reason::UserUnknown, &["^unable to deliver message to <"])],
     },
     // Zoho Mail: `X-ZohoMail:`; it gives up on unreachable hosts.
     Format {
@@ -431,7 +438,7 @@ pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipien
         let by_format = formats.iter().find_map(|f| {
             f.reasons
                 .iter()
-                .find(|(_, ps)| ps.iter().any(|p| phrase_matches(&diag, p)))
+                .find(|(_, ps)| ps.iter().any(|p| format_phrase(&diag, p)))
                 .map(|(reason, _)| *reason)
         });
         let Some(reason) = by_format.or_else(|| provider_reason(&diag, r.reply_code, context))
@@ -439,6 +446,15 @@ pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipien
             continue;
         };
         set_reason(r, reason);
+    }
+}
+
+/// A [`Format`] phrase: `^` at the start anchors it to the start of the
+/// diagnostic.
+fn format_phrase(diag: &str, pattern: &str) -> bool {
+    match pattern.strip_prefix('^') {
+        Some(p) => diag.starts_with(p),
+        None => phrase_matches(diag, pattern),
     }
 }
 

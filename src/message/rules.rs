@@ -737,6 +737,10 @@ pub const CERTAIN_UNKNOWN: &[&str] = &[
     "invalid final delivery userid",
     "not listed in public name & address book",
     "mail.local: unknown user",
+    // Lotus Notes in Japanese, "not in the directory list", in UTF-8 and
+    // as ISO-2022-JP bytes (lowercased), the charset Notes sends it in.
+    "ディレクトリのリストにありません",
+    "%g%#%l%/%h%j$n%j%9%h$k$\"$j$^$;$s",
     "remote server returned unknown recipient",
 ];
 
