@@ -15,7 +15,7 @@
 
 use super::mime::Headers;
 use super::reason::normalize;
-use super::rules::phrase_matches;
+use super::rules::{phrase_matches, status_reason};
 use super::{Reason, Recipient, scan};
 
 /// Orange (`OFR`, `OUK`) and La Poste (`LPN`, `LPNAAA`) append a code such
@@ -208,6 +208,8 @@ struct Format {
     /// ("" = none needed).
     dsn: &'static str,
     reasons: &'static [(Reason, &'static [&'static str])],
+    /// When none of `reasons` matches, the status code alone decides.
+    by_status: bool,
 }
 
 const FORMATS: &[Format] = &[
@@ -224,6 +226,7 @@ const FORMATS: &[Format] = &[
                 "no such user",
             ],
         )],
+        by_status: false,
     },
     // Symantec MessageLabs: `X-Msg-Ref: server-N.tower-N.messagelabs.com!...`.
     Format {
@@ -236,6 +239,7 @@ const FORMATS: &[Format] = &[
                 &["please turn on smtp authentication in your mail client"],
             ),
         ],
+        by_status: false,
     },
     // Ipswitch IMail Server: `X-Mailer: <SMTP32 vN.NN>`.
     Format {
@@ -254,6 +258,7 @@ const FORMATS: &[Format] = &[
             ),
             (Reason::Expired, &["delivery failed * attempts"]),
         ],
+        by_status: false,
     },
     // Trend Micro InterScan MSS: its notice names each failed address in
     // "Unable to deliver message to <...>" when the server gave no reply.
@@ -261,12 +266,14 @@ const FORMATS: &[Format] = &[
         header: ("subject", "could not be delivered"),
         dsn: "interscan messaging security suite",
         reasons: &[(Reason::UserUnknown, &["^unable to deliver message to <"])],
+        by_status: false,
     },
     // Zoho Mail: `X-ZohoMail:`; it gives up on unreachable hosts.
     Format {
         header: ("x-zohomail", ""),
         dsn: "",
         reasons: &[(Reason::Expired, &["host not reachable"])],
+        by_status: false,
     },
     // Amazon SES receiving (inbound-smtp.<region>.amazonaws.com): its
     // receipt-rule bounce templates.
@@ -279,6 +286,7 @@ const FORMATS: &[Format] = &[
             (Reason::MailboxFull, &["mailbox full"]),
             (Reason::ContentError, &["message content rejected"]),
         ],
+        by_status: true,
     },
 ];
 
@@ -440,6 +448,11 @@ pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipien
                 .iter()
                 .find(|(_, ps)| ps.iter().any(|p| format_phrase(&diag, p)))
                 .map(|(reason, _)| *reason)
+                .or_else(|| {
+                    f.by_status
+                        .then(|| r.status.as_deref().and_then(status_reason))
+                        .flatten()
+                })
         });
         let Some(reason) = by_format.or_else(|| provider_reason(&diag, r.reply_code, context))
         else {
