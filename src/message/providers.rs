@@ -66,137 +66,181 @@ const COX_CODES: &[(&str, Reason)] = &[
 /// A receiving provider's own reply texts, used when the bounce names one
 /// of its hosts.
 struct Rhost {
-    /// Lowercase host-name fragment that identifies the provider.
-    host: &'static str,
+    /// Lowercase host-name fragments that identify the provider.
+    hosts: &'static [&'static str],
     /// (reason, reply code or 0 for any, lowercase phrase)
     replies: &'static [(Reason, u16, &'static str)],
 }
 
-const RHOSTS: &[Rhost] = &[Rhost {
-    // Mimecast "SMTP error codes" knowledge-base article.
-    host: "mimecast.com",
-    replies: &[
-        (
-            Reason::AuthFailure,
-            550,
-            "spf sender invalid - envelope rejected",
-        ),
-        (
-            Reason::AuthFailure,
-            550,
-            "dkim sender invalid - envelope rejected",
-        ),
-        (
-            Reason::AuthFailure,
-            550,
-            "dmarc sender invalid - envelope rejected",
-        ),
-        (
-            Reason::BadReputation,
-            451,
-            "internal resources are temporarily unavailable",
-        ),
-        (
-            Reason::BadReputation,
-            550,
-            "local ct ip reputation - (reject)",
-        ),
-        (Reason::Blocked, 421, "sender address blocked"),
-        (Reason::Blocked, 451, "recipient temporarily unavailable"),
-        (Reason::Blocked, 451, "ip temporarily blacklisted"),
-        (Reason::MesgTooBig, 554, "maximum email size exceeded"),
-        (Reason::NetworkError, 554, "mail loop detected"),
-        (Reason::NoRelaying, 451, "open relay not allowed"),
-        (Reason::NotAccept, 451, "account inbounds disabled"),
-        (Reason::OnHold, 451, "account outbounds disabled"),
-        (Reason::OnHold, 451, "hostname is not authorized"),
-        (Reason::OnHold, 550, "journal message past expiration"),
-        (
-            Reason::PolicyViolation,
-            550,
-            "anti-spoofing policy - inbound not allowed",
-        ),
-        (
-            Reason::PolicyViolation,
-            550,
-            "rejected by header-based anti-spoofing policy",
-        ),
-        (
-            Reason::PolicyViolation,
-            550,
-            "message bounced due to content examination policy",
-        ),
-        (Reason::PolicyViolation, 554, "host network not allowed"),
-        (
-            Reason::Rejected,
-            550,
-            "administrative prohibition envelope blocked",
-        ),
-        (
-            Reason::Rejected,
-            550,
-            "envelope rejected - block policy for envelope from address",
-        ),
-        (
-            Reason::Rejected,
-            550,
-            "rejected by header-based blocked senders",
-        ),
-        (
-            Reason::Rejected,
-            550,
-            "rejected by header-based manually blocked senders",
-        ),
-        (Reason::SecurityError, 535, "incorrect authentication data"),
-        (
-            Reason::SecurityError,
-            553,
-            "this route requires encryption (tls)",
-        ),
-        (
-            Reason::SecurityError,
-            553,
-            "this route requires tls version 1.2 or greater",
-        ),
-        (
-            Reason::SecurityError,
-            553,
-            "this route requires high-strength ciphers",
-        ),
-        (
-            Reason::SecurityError,
-            554,
-            "configuration is invalid for this certificate",
-        ),
-        (
-            Reason::SystemError,
-            451,
-            "unable to process connection at this time",
-        ),
-        (Reason::SystemError, 451, "message ended early"),
-        (Reason::SystemError, 451, "unable to process command"),
-        (
-            Reason::SystemError,
-            451,
-            "unable to process an email at this time",
-        ),
-        (
-            Reason::TooManyConn,
-            451,
-            "account service is temporarily unavailable",
-        ),
-        (Reason::TooManyConn, 452, "too many recipients"),
-        (Reason::TooManyConn, 550, "exceeding outbound thread limit"),
-        (Reason::UserUnknown, 501, "invalid address"),
-        (Reason::UserUnknown, 503, "user unknown"),
-        (Reason::UserUnknown, 550, "invalid recipient"),
-        (
-            Reason::VirusDetected,
-            554,
-            "email rejected due to security policies",
-        ),
-    ],
-}];
+const RHOSTS: &[Rhost] = &[
+    Rhost {
+        // Mimecast "SMTP error codes" knowledge-base article.
+        hosts: &["mimecast.com"],
+        replies: &[
+            (
+                Reason::AuthFailure,
+                550,
+                "spf sender invalid - envelope rejected",
+            ),
+            (
+                Reason::AuthFailure,
+                550,
+                "dkim sender invalid - envelope rejected",
+            ),
+            (
+                Reason::AuthFailure,
+                550,
+                "dmarc sender invalid - envelope rejected",
+            ),
+            (
+                Reason::BadReputation,
+                451,
+                "internal resources are temporarily unavailable",
+            ),
+            (
+                Reason::BadReputation,
+                550,
+                "local ct ip reputation - (reject)",
+            ),
+            (Reason::Blocked, 421, "sender address blocked"),
+            (Reason::Blocked, 451, "recipient temporarily unavailable"),
+            (Reason::Blocked, 451, "ip temporarily blacklisted"),
+            (Reason::MesgTooBig, 554, "maximum email size exceeded"),
+            (Reason::NetworkError, 554, "mail loop detected"),
+            (Reason::NoRelaying, 451, "open relay not allowed"),
+            (Reason::NotAccept, 451, "account inbounds disabled"),
+            (Reason::OnHold, 451, "account outbounds disabled"),
+            (Reason::OnHold, 451, "hostname is not authorized"),
+            (Reason::OnHold, 550, "journal message past expiration"),
+            (
+                Reason::PolicyViolation,
+                550,
+                "anti-spoofing policy - inbound not allowed",
+            ),
+            (
+                Reason::PolicyViolation,
+                550,
+                "rejected by header-based anti-spoofing policy",
+            ),
+            (
+                Reason::PolicyViolation,
+                550,
+                "message bounced due to content examination policy",
+            ),
+            (Reason::PolicyViolation, 554, "host network not allowed"),
+            (
+                Reason::Rejected,
+                550,
+                "administrative prohibition envelope blocked",
+            ),
+            (
+                Reason::Rejected,
+                550,
+                "envelope rejected - block policy for envelope from address",
+            ),
+            (
+                Reason::Rejected,
+                550,
+                "rejected by header-based blocked senders",
+            ),
+            (
+                Reason::Rejected,
+                550,
+                "rejected by header-based manually blocked senders",
+            ),
+            (Reason::SecurityError, 535, "incorrect authentication data"),
+            (
+                Reason::SecurityError,
+                553,
+                "this route requires encryption (tls)",
+            ),
+            (
+                Reason::SecurityError,
+                553,
+                "this route requires tls version 1.2 or greater",
+            ),
+            (
+                Reason::SecurityError,
+                553,
+                "this route requires high-strength ciphers",
+            ),
+            (
+                Reason::SecurityError,
+                554,
+                "configuration is invalid for this certificate",
+            ),
+            (
+                Reason::SystemError,
+                451,
+                "unable to process connection at this time",
+            ),
+            (Reason::SystemError, 451, "message ended early"),
+            (Reason::SystemError, 451, "unable to process command"),
+            (
+                Reason::SystemError,
+                451,
+                "unable to process an email at this time",
+            ),
+            (
+                Reason::TooManyConn,
+                451,
+                "account service is temporarily unavailable",
+            ),
+            (Reason::TooManyConn, 452, "too many recipients"),
+            (Reason::TooManyConn, 550, "exceeding outbound thread limit"),
+            (Reason::UserUnknown, 501, "invalid address"),
+            (Reason::UserUnknown, 503, "user unknown"),
+            (Reason::UserUnknown, 550, "invalid recipient"),
+            (
+                Reason::VirusDetected,
+                554,
+                "email rejected due to security policies",
+            ),
+        ],
+    },
+    Rhost {
+        // Yahoo Inc. (MX hosts *.yahoodns.net) "SMTP error codes" page.
+        hosts: &["yahoodns.net"],
+        replies: &[
+            (
+                Reason::AuthFailure,
+                0,
+                "yahoo requires all senders to authenticate with either spf or dkim",
+            ),
+            (Reason::Blocked, 0, " because the ip is in spamhaus's list;"),
+            (
+                Reason::Blocked,
+                0,
+                "not accepted from ip addresses on spamhaus xbl",
+            ),
+            (Reason::NoRelaying, 0, "relaying denied for "),
+            (Reason::NotCompliantRfc, 0, "headers are not rfc compliant"),
+            (
+                Reason::PolicyViolation,
+                0,
+                "not accepted for policy reasons",
+            ),
+            (
+                Reason::Rejected,
+                0,
+                "temporarily deferred due to unexpected volume or user complaints",
+            ),
+            (Reason::Rejected, 0, "due to unresolvable rfc.5321 domain"),
+            (Reason::Rejected, 0, " will be permanently deferred"),
+            (Reason::Speeding, 0, "user is receiving mail too quickly"),
+            (Reason::Suspend, 0, " is no longer valid."),
+            (Reason::Suspend, 0, "this mailbox is disabled"),
+            (
+                Reason::SyntaxError,
+                0,
+                "syntax error in parameters or arguments",
+            ),
+            (Reason::TooManyConn, 0, "max message per connection reached"),
+            (Reason::UserUnknown, 0, "dd this user doesn't have a "),
+            (Reason::UserUnknown, 0, "mailbox not found"),
+        ],
+    },
+];
 
 /// An MTA format recognised by a header field it always sets, with the
 /// reason texts it uses (lowercase; `*` is a gap as in [`super::rules`]).
@@ -412,7 +456,11 @@ fn provider_reason(diag: &str, reply_code: Option<u16>, context: &str) -> Option
         return Some(r);
     }
     for rh in RHOSTS {
-        if !diag.contains(rh.host) && !context.contains(rh.host) {
+        if !rh
+            .hosts
+            .iter()
+            .any(|h| diag.contains(h) || context.contains(h))
+        {
             continue;
         }
         let hit = rh.replies.iter().find(|(_, code, phrase)| {

@@ -836,6 +836,17 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
             "timeout waiting for input",
             "transaction failed",
             "mail for * loops back to myself",
+            // qmail-ldap's own failures.
+            "automatic homedir creator crashed",
+            "illegal value in ldap attribute",
+            "ldap attribute is not given but mandatory",
+            "timeout while performing search on ldap server",
+            "too many results returned but needs to be unique",
+            "error while executing qmail-forward",
+            "temporary error in automatic homedir creation",
+            "temporary failure in ldap lookup",
+            "unable to contact ldap server",
+            "unable to login into ldap server, bad credentials",
         ],
     ),
     (
