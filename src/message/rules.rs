@@ -737,6 +737,8 @@ pub const CERTAIN_UNKNOWN: &[&str] = &[
     "invalid final delivery userid",
     "not listed in public name & address book",
     "mail.local: unknown user",
+    // Verizon's MMS gateway (vzwpix.com).
+    "no valid recipients for this mm",
     // Lotus Notes in Japanese, "not in the directory list", in UTF-8 and
     // as ISO-2022-JP bytes (lowercased), the charset Notes sends it in.
     "ディレクトリのリストにありません",
