@@ -174,9 +174,10 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
 
     if !dsn.is_empty() {
         let mut c = from_dsn(&dsn, &texts, &error_lower);
-        let context = dsn_text
-            .as_deref()
-            .map_or_else(|| error_lower.clone(), |t| normalize(cut(t, MAX_TEXT)));
+        let context = dsn_text.as_deref().map_or_else(
+            || error_lower.clone(),
+            |t| cut(t, MAX_TEXT).to_ascii_lowercase(),
+        );
         providers::apply(&p.headers, &context, &mut c.recipients);
         return c;
     }

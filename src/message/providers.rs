@@ -312,6 +312,22 @@ const FORMATS: &[Format] = &[
         reasons: &[(Reason::UserUnknown, &["^unable to deliver message to <"])],
         by_status: false,
     },
+    // Lotus Notes (subject "Undeliverable message"): in Japanese, "not in
+    // the directory list", in UTF-8 and as the ISO-2022-JP bytes Notes
+    // sends (lowercased, as the diagnostic is). Kept out of the shared
+    // phrase automaton: these bytes would slow every scan.
+    Format {
+        header: ("subject", "undeliverable message"),
+        dsn: "",
+        reasons: &[(
+            Reason::UserUnknown,
+            &[
+                "ディレクトリのリストにありません",
+                "%g%#%l%/%h%j$n%j%9%h$k$\"$j$^$;$s",
+            ],
+        )],
+        by_status: false,
+    },
     // Zoho Mail: `X-ZohoMail:`; it gives up on unreachable hosts.
     Format {
         header: ("x-zohomail", ""),
@@ -441,7 +457,7 @@ fn cox_code(text: &str) -> Option<Reason> {
 /// The reason a provider's own code or reply text states, if any.
 /// `diag` is the recipient's diagnostic, `context` (lowercase) the
 /// delivery-status text or bounce text around it.
-fn provider_reason(diag: &str, reply_code: Option<u16>, context: &str) -> Option<Reason> {
+fn provider_reason(diag: &str, reply_code: Option<u16>, named: &[bool]) -> Option<Reason> {
     if let Some(code) = france_ptt_code(diag) {
         let r = FRANCE_PTT_CODES
             .iter()
@@ -455,12 +471,8 @@ fn provider_reason(diag: &str, reply_code: Option<u16>, context: &str) -> Option
     if let Some(r) = cox_code(diag) {
         return Some(r);
     }
-    for rh in RHOSTS {
-        if !rh
-            .hosts
-            .iter()
-            .any(|h| diag.contains(h) || context.contains(h))
-        {
+    for (rh, &in_context) in RHOSTS.iter().zip(named) {
+        if !in_context && !rh.hosts.iter().any(|h| diag.contains(h)) {
             continue;
         }
         let hit = rh.replies.iter().find(|(_, code, phrase)| {
@@ -476,6 +488,9 @@ fn provider_reason(diag: &str, reply_code: Option<u16>, context: &str) -> Option
 /// Applies provider codes and format tables to the recipients of one
 /// bounce. `context` is the lowercase delivery-status (or bounce) text.
 pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipient]) {
+    if recipients.is_empty() {
+        return;
+    }
     let formats: Vec<&Format> = FORMATS
         .iter()
         .filter(|f| {
@@ -485,6 +500,12 @@ pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipien
                 .any(|v| v.to_ascii_lowercase().contains(frag))
                 && context.contains(f.dsn)
         })
+        .collect();
+    // Which providers the text around the recipients names: once per
+    // message, not per recipient.
+    let named: Vec<bool> = RHOSTS
+        .iter()
+        .map(|rh| rh.hosts.iter().any(|h| context.contains(h)))
         .collect();
     for r in recipients.iter_mut() {
         if matches!(r.reason, Reason::Vacation | Reason::Feedback) {
@@ -502,7 +523,7 @@ pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipien
                         .flatten()
                 })
         });
-        let Some(reason) = by_format.or_else(|| provider_reason(&diag, r.reply_code, context))
+        let Some(reason) = by_format.or_else(|| provider_reason(&diag, r.reply_code, &named))
         else {
             continue;
         };

@@ -739,10 +739,6 @@ pub const CERTAIN_UNKNOWN: &[&str] = &[
     "mail.local: unknown user",
     // Verizon's MMS gateway (vzwpix.com).
     "no valid recipients for this mm",
-    // Lotus Notes in Japanese, "not in the directory list", in UTF-8 and
-    // as ISO-2022-JP bytes (lowercased), the charset Notes sends it in.
-    "ディレクトリのリストにありません",
-    "%g%#%l%/%h%j$n%j%9%h$k$\"$j$^$;$s",
     "remote server returned unknown recipient",
 ];
 
@@ -950,7 +946,6 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
         &[
             "malformed address:",
             "angle-brackets nested too deep",
-            "expected word or \"<\"",
             "domain missing in source-routed address",
         ],
     ),
