@@ -7,7 +7,9 @@ use super::mime::{self, Headers, Parsed};
 use super::reason::normalize;
 use super::recipient::{recipient, vendor_reasons};
 use super::vendors::{self, TextRecipient};
-use super::{Classification, Kind, Options, Reason, Recipient, arf, autoreply, scan, ses};
+use super::{
+    Classification, Kind, Options, Reason, Recipient, arf, autoreply, providers, scan, ses,
+};
 
 /// Most bytes of bounce text we read: the part that names recipients and
 /// reasons is at the top, and scanning a 50 MB body would only cost time.
@@ -171,7 +173,13 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
     }
 
     if !dsn.is_empty() {
-        return from_dsn(&dsn, &texts, &error_lower);
+        let mut c = from_dsn(&dsn, &texts, &error_lower);
+        let context = dsn_text.as_deref().map_or_else(
+            || error_lower.clone(),
+            |t| cut(t, MAX_TEXT).to_ascii_lowercase(),
+        );
+        providers::apply(&p.headers, &context, &mut c.recipients);
+        return c;
     }
     if error.contains("\"notificationType\"")
         && let Some(notice) = ses::parse(error)
@@ -234,7 +242,9 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
         } else {
             Kind::Bounce
         };
-        return verdict(kind, vendor_reasons(recipients), None);
+        let mut recipients = vendor_reasons(recipients);
+        providers::apply(&p.headers, &error_lower, &mut recipients);
+        return verdict(kind, recipients, None);
     }
 
     if let Some(sign) = autoreply::signs(&p.headers, &error_lower) {
@@ -450,6 +460,9 @@ fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) ->
                 );
                 rc.reason = again.reason;
                 rc.hard = again.hard;
+            }
+            if let Some(reason) = r.category.as_deref().and_then(providers::powermta_category) {
+                providers::set_reason(&mut rc, reason);
             }
             if rc.diagnostic.is_none() && !text.trim().is_empty() {
                 rc.diagnostic = Some(text.split_whitespace().collect::<Vec<_>>().join(" "));

@@ -23,6 +23,8 @@ pub struct DsnRecipient {
     pub diagnostic: Option<String>,
     /// `Remote-MTA` host.
     pub remote_mta: Option<String>,
+    /// `X-PowerMTA-BounceCategory` (PowerMTA's own classification).
+    pub category: Option<String>,
 }
 
 impl DsnRecipient {
@@ -109,6 +111,7 @@ pub fn parse(text: &str) -> Vec<DsnRecipient> {
                 cur.diagnostic = Some(v.to_string()).filter(|d| !d.is_empty());
             }
             "remote-mta" => cur.remote_mta = Some(typed(&value).1.to_string()),
+            "x-powermta-bouncecategory" => cur.category = Some(value.trim().to_string()),
             _ => {}
         }
     }

@@ -169,7 +169,12 @@ const WANTED: &[&str] = &[
     "to",
     "x-apple-unsubscribe",
     "x-failed-recipients",
+    "x-mailer",
+    "x-msg-ref",
+    "x-nai-header",
     "x-original-to",
+    "x-ses-outgoing",
+    "x-zohomail",
 ];
 
 fn wanted(name: &[u8]) -> bool {

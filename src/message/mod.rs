@@ -15,6 +15,7 @@ pub mod arf;
 pub mod autoreply;
 pub mod dsn;
 pub mod mime;
+mod providers;
 pub mod reason;
 mod recipient;
 pub mod rules;

@@ -100,6 +100,13 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
     if hits.certain_unknown() && !matches!(by_code, Some(Reason::MailboxFull | Reason::Suspend)) {
         return Reason::UserUnknown;
     }
+    // "No MX", "couldn't find a mail exchanger": the domain exists but
+    // takes no mail, whatever routing code (x.4.4) came with it.
+    // (An explicit x.1.2 "bad destination system" stays hostunknown.)
+    let routing = e.status.is_some_and(|s| s.get(1..) == Some(".4.4"));
+    if routing && hits.second(Reason::NotAccept) {
+        return Reason::NotAccept;
+    }
     let says_unknown = hits.first(Reason::UserUnknown);
     // A local delivery program's failure (`X-Unix; ...`) is not an SMTP
     // reply: the SMTP phrase tables do not apply to it.

@@ -44,7 +44,9 @@ pub fn status_reason(status: &str) -> Option<Reason> {
         }
         ("2", "2") => MailboxFull,
         ("2", "3") => ExceedLimit,
-        ("3", "0") | ("3", "3") | ("3", "5") => SystemError,
+        // 4.3.0 is too generic to say more than "try again later".
+        ("3", "0") if class == "5" => SystemError,
+        ("3", "3") | ("3", "5") => SystemError,
         ("3", "1") => SystemFull,
         ("3", "2") => NotAccept,
         ("3", "4") => MesgTooBig,
@@ -735,6 +737,8 @@ pub const CERTAIN_UNKNOWN: &[&str] = &[
     "invalid final delivery userid",
     "not listed in public name & address book",
     "mail.local: unknown user",
+    // Verizon's MMS gateway (vzwpix.com).
+    "no valid recipients for this mm",
     "remote server returned unknown recipient",
 ];
 
@@ -830,6 +834,17 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
             "timeout waiting for input",
             "transaction failed",
             "mail for * loops back to myself",
+            // qmail-ldap's own failures.
+            "automatic homedir creator crashed",
+            "illegal value in ldap attribute",
+            "ldap attribute is not given but mandatory",
+            "timeout while performing search on ldap server",
+            "too many results returned but needs to be unique",
+            "error while executing qmail-forward",
+            "temporary error in automatic homedir creation",
+            "temporary failure in ldap lookup",
+            "unable to contact ldap server",
+            "unable to login into ldap server, bad credentials",
         ],
     ),
     (
@@ -837,6 +852,7 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
         &[
             "doesn't receive email",
             "couldn't find a mail exchanger",
+            "type=mx: malformed or unexpected name server reply",
             "no mx found for domain",
             "indicated no smtp service",
             "does not accept mail (nullmx)",
@@ -922,6 +938,15 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
         &[
             "mail system full",
             "requested mail action aborted: exceeded storage allocation",
+        ],
+    ),
+    (
+        // Exim's address parser (Sisimai Lhost::Exim).
+        Reason::SyntaxError,
+        &[
+            "malformed address:",
+            "angle-brackets nested too deep",
+            "domain missing in source-routed address",
         ],
     ),
     (
