@@ -279,17 +279,25 @@ fn cutting_proxy(upstream: u16, retr_limit: usize) -> u16 {
     port
 }
 
-/// 250 bounces: the first batch (200) is recorded, the second is cut.
+/// One batch and 50 more bounces: the first batch is recorded, the
+/// connection is cut while the rest is retrieved.
+const BATCH: usize = bouncectl::mailbox::BATCH_MESSAGES;
+const DROPPED: usize = BATCH + 50;
+
 fn dropped_run(d: &Dovecot) -> Setup {
-    for m in distinct_bounces(250) {
+    for m in distinct_bounces(DROPPED) {
         d.deliver(&m);
     }
-    let proxy = cutting_proxy(d.pop3, 200);
+    let proxy = cutting_proxy(d.pop3, BATCH);
     let s = Setup::new(&pop3_plain(proxy), PASSWORD);
     let o = s.check();
     assert_eq!(code(&o), 75, "{}", stderr(&o));
     assert!(stderr(&o).contains("connection dropped"), "{}", stderr(&o));
-    assert_eq!(d.count(None), 250, "nothing may be deleted without QUIT");
+    assert_eq!(
+        d.count(None),
+        DROPPED,
+        "nothing may be deleted without QUIT"
+    );
     s
 }
 
@@ -300,7 +308,6 @@ fn drop_mid_retr_exits_75_and_deletes_nothing() {
 }
 
 #[test]
-
 fn run_after_dropped_connection_counts_nothing_twice() {
     let Some(d) = dovecot::start() else { return };
     let s = dropped_run(&d);
@@ -309,10 +316,10 @@ fn run_after_dropped_connection_counts_nothing_twice() {
     let o = s.check();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let sum = summary(&o);
-    let want = reference(&distinct_bounces(250));
+    let want = reference(&distinct_bounces(DROPPED));
     // The first batch was committed before the drop: skipped now.
-    assert_eq!(sum["already_seen"], 200, "{sum}");
-    assert_eq!(sum["messages"], 250, "{sum}");
+    assert_eq!(sum["already_seen"], BATCH, "{sum}");
+    assert_eq!(sum["messages"], DROPPED, "{sum}");
     assert_eq!(d.count(None), kept(&want), "{sum} vs {want}");
     // Across both runs, every recipient was counted exactly once.
     let stats = s.run(&["stats"]);
@@ -321,7 +328,6 @@ fn run_after_dropped_connection_counts_nothing_twice() {
 }
 
 #[test]
-
 fn second_run_counts_nothing_twice() {
     let Some(d) = dovecot::start() else { return };
     let mails = distinct_bounces(5);
@@ -348,7 +354,6 @@ fn second_run_counts_nothing_twice() {
 }
 
 #[test]
-
 fn imap_keep_counts_each_message_once() {
     let Some(d) = dovecot::start() else { return };
     let mails = distinct_bounces(3);
@@ -367,7 +372,6 @@ fn imap_keep_counts_each_message_once() {
 }
 
 #[test]
-
 fn bounces_are_deleted_and_non_bounces_kept() {
     let Some(d) = dovecot::start() else { return };
     let mails: Vec<Vec<u8>> = distinct_bounces(3)
