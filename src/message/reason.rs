@@ -3,7 +3,7 @@
 //!
 //! Specific statements beat generic ones: a status such as `5.2.2` or a
 //! phrase such as "mailbox full" decides at once (in the order of
-//! [`FIRST_ORDER`]); generic codes (`5.0.0`, `5.7.1`) only decide when no
+//! `FIRST_ORDER`); generic codes (`5.0.0`, `5.7.1`) only decide when no
 //! phrase says more.
 
 use super::Reason;
