@@ -525,3 +525,30 @@ fn killed_run_leaves_no_stale_lock() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(env.blocked(&[]), vec!["x@example.org"]);
 }
+
+/// From cron (stdout not a terminal, no `--dry-run`), `check` prints its
+/// summary line and nothing else; `-q` silences that too; `--dry-run` and
+/// `-v` show one line per message.
+#[test]
+fn check_from_cron_prints_only_the_summary() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = fixtures().join("maildir/not");
+    let check = |args: &[&str]| {
+        let mut c = bouncectl(home.path());
+        c.arg("--db")
+            .arg(home.path().join("b.db"))
+            .args(args)
+            .arg(&dir);
+        run(&mut c)
+    };
+    let o = check(&["check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("2 messages: "), "{text}");
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    let o = check(&["-q", "check"]);
+    assert!(o.status.success() && o.stdout.is_empty() && o.stderr.is_empty());
+    assert_eq!(stdout(&check(&["check", "--dry-run"])).lines().count(), 3);
+    assert_eq!(stdout(&check(&["-v", "check"])).lines().count(), 3);
+}

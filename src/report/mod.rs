@@ -95,9 +95,14 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} messages: {} bounces, {} delayed, {} auto-replies, {} complaints, {} not bounces; \
+            "{} {}: {} bounces, {} delayed, {} auto-replies, {} complaints, {} not bounces; \
              {} counted, {} newly blocked, {} deleted, {} already seen, {} errors",
             self.messages,
+            if self.messages == 1 {
+                "message"
+            } else {
+                "messages"
+            },
             self.bounces,
             self.delayed,
             self.auto_replies,

@@ -61,7 +61,9 @@ fn exit_of(e: &anyhow::Error) -> Exit {
 struct CheckObserver {
     json: bool,
     verbose: u8,
-    quiet: bool,
+    /// Text mode: one line per message (a person is looking: a terminal,
+    /// `--dry-run` or `-v`); otherwise, as in cron, the summary only.
+    per_message: bool,
     out: io::StdoutLock<'static>,
     open: bool,
     bar: Option<indicatif::ProgressBar>,
@@ -76,7 +78,7 @@ impl check::Observer for CheckObserver {
             serde_json::to_string(r)
                 .map(|s| output::line(&mut self.out, &s))
                 .unwrap_or(false)
-        } else if !self.quiet {
+        } else if self.per_message {
             output::line(&mut self.out, r)
         } else {
             true
@@ -133,7 +135,7 @@ fn check_cmd(g: &Global, config: &Config, a: &CheckArgs) -> anyhow::Result<Exit>
     let mut obs = CheckObserver {
         json: g.json,
         verbose: g.verbose,
-        quiet: g.quiet,
+        per_message: !g.quiet && (a.dry_run || g.verbose > 0 || io::stdout().is_terminal()),
         out: io::stdout().lock(),
         open: true,
         bar: None,
