@@ -449,6 +449,94 @@ fn disk_full_mid_run_exits_74_and_loses_nothing() {
     }
 }
 
+/// `chattr +i` on files, undone on drop: even root can then not write
+/// through file descriptors that are already open.
+struct Immutable(Vec<std::path::PathBuf>);
+
+impl Immutable {
+    fn set(paths: &[std::path::PathBuf]) -> Option<Immutable> {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .args(paths)
+            .status()
+            .is_ok_and(|s| s.success());
+        let guard = Immutable(paths.to_vec());
+        ok.then_some(guard)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .args(&self.0)
+            .status();
+    }
+}
+
+/// The database turns read-only in the middle of a run (after its first
+/// batch is committed): exit 74, nothing removed that was not recorded, and
+/// once writable again the next run ends like an undisturbed one.
+#[test]
+fn database_read_only_mid_run_exits_74_and_loses_nothing() {
+    if dovecot::start().is_none() {
+        return;
+    }
+    let n = 2 * bouncectl::mailbox::BATCH_MESSAGES + 300;
+    let mails = mixed_mailbox(n);
+    let (want_stats, want_left, _) = undisturbed("pop3s", &mails);
+    let d = dovecot::start().expect("dovecot");
+    for m in &mails {
+        d.deliver(m);
+    }
+    let site = Site::new(&d, "pop3s", None);
+    let mut child = site
+        .command(&["-q", "check"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first committed batch, then make the database read-only.
+    let recorded = |db: &Path| -> i64 {
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row("SELECT count(*) FROM ledger", [], |r| r.get(0)))
+            .unwrap_or(0)
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    while recorded(&site.db) == 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let wal = std::path::PathBuf::from(format!("{}-wal", site.db.display()));
+    let guard = Immutable::set(&[site.db.clone(), wal]);
+    let out = child.wait_with_output().unwrap();
+    let Some(guard) = guard else {
+        assert!(
+            !crate::support::in_ci(),
+            "chattr +i must work under CI (root)"
+        );
+        eprintln!("NOTICE: chattr +i not permitted here: skipping the read-only test");
+        return;
+    };
+    assert_eq!(out.status.code(), Some(74), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    drop(guard);
+    let recorded = recorded(&site.db);
+    let removed = (n - d.count(None)) as i64;
+    assert!(
+        recorded > 0 && (recorded as usize) < n,
+        "stopped mid-run: {recorded} of {n} recorded"
+    );
+    assert!(
+        removed <= recorded,
+        "{removed} removed but only {recorded} recorded"
+    );
+    let o = site.run(&["-q", "check"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(site.stats()["sites"], want_stats["sites"]);
+    assert_eq!(site.stats()["reasons"], want_stats["reasons"]);
+    assert_eq!(d.count(None), want_left);
+}
+
 /// A database that cannot be written: exit 74 before anything is fetched or
 /// deleted.
 #[test]
