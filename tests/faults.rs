@@ -490,7 +490,7 @@ fn database_read_only_mid_run_exits_74_and_loses_nothing() {
         d.deliver(m);
     }
     let site = Site::new(&d, "pop3s", None);
-    let mut child = site
+    let child = site
         .command(&["-q", "check"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
