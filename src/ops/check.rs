@@ -90,12 +90,7 @@ pub fn run(
     let (_lock, mut store) = if opts.dry_run {
         (None, None)
     } else {
-        if let Some(dir) = opts.db.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| crate::store::Error::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
+        // Taking the lock creates the database's directory when needed.
         let lock = RunLock::acquire(&opts.db, opts.wait)?;
         (Some(lock), Some(Store::open(&opts.db)?))
     };
