@@ -28,6 +28,20 @@ pub enum Action {
     Error,
 }
 
+impl Action {
+    /// The name used in JSON (`action_taken`) and in text lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::DryRun => "dry_run",
+            Action::Recorded => "recorded",
+            Action::Deleted => "deleted",
+            Action::Moved => "moved",
+            Action::AlreadySeen => "already_seen",
+            Action::Error => "error",
+        }
+    }
+}
+
 /// One `{"type":"message",...}` line.
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageReport {
@@ -136,14 +150,7 @@ impl fmt::Display for MessageReport {
                 None => {}
             }
         }
-        write!(
-            f,
-            " [{}]",
-            serde_json::to_value(self.action_taken)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        )?;
+        write!(f, " [{}]", self.action_taken.as_str())?;
         if let Some(n) = &self.note {
             write!(f, " ({n})")?;
         }
@@ -207,4 +214,23 @@ pub struct AddressEvent {
     pub reason: String,
     pub status: Option<String>,
     pub diagnostic: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Action;
+
+    #[test]
+    fn action_text_names_match_json() {
+        for a in [
+            Action::DryRun,
+            Action::Recorded,
+            Action::Deleted,
+            Action::Moved,
+            Action::AlreadySeen,
+            Action::Error,
+        ] {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
+    }
 }
