@@ -107,34 +107,12 @@ fn corpus_accuracy_does_not_regress() {
     );
 }
 
-const FLOOR_FOUND: f64 = 99.0;
-const FLOOR_REASON: f64 = 97.4;
-const FLOOR_HARD: f64 = 97.6;
-
-/// The product targets (issue): recipient found >= 99%, reason >= 97%,
-/// hard/soft >= 99%, no non-bounce reported as a bounce.
-#[test]
-#[ignore = "targets not reached yet; run with --ignored to see the gap"]
-fn corpus_accuracy_meets_targets() {
-    let score = score::Score::of(&score::classify_corpus(&fixtures()));
-    println!("{score}");
-    assert!(score.wrong_bounces.is_empty());
-    assert!(
-        score.pct(score.found) >= 99.0,
-        "recipient found {:.2}%",
-        score.pct(score.found)
-    );
-    assert!(
-        score.pct(score.reason) >= 97.0,
-        "reason equal {:.2}%",
-        score.pct(score.reason)
-    );
-    assert!(
-        score.pct(score.hard) >= 99.0,
-        "hard equal {:.2}%",
-        score.pct(score.hard)
-    );
-}
+// Floors at today's figures, which are at or above the product targets
+// (recipient found >= 99%, reason >= 97%, hard/soft >= 99%): a rule change
+// that loses any of them fails here.
+const FLOOR_FOUND: f64 = 99.7;
+const FLOOR_REASON: f64 = 98.8;
+const FLOOR_HARD: f64 = 99.0;
 
 /// xorshift64*: deterministic, dependency-free mutations.
 struct Rng(u64);

@@ -5,7 +5,7 @@
 use super::dsn::{self, DsnRecipient};
 use super::mime::{self, Headers, Parsed};
 use super::reason::normalize;
-use super::recipient::{recipient, vendor_reasons};
+use super::recipient::{recipient, settle_from_context, vendor_reasons};
 use super::vendors::{self, TextRecipient};
 use super::{
     Classification, Kind, Options, Reason, Recipient, arf, autoreply, providers, scan, ses,
@@ -242,6 +242,9 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
         } else {
             Kind::Bounce
         };
+        if let [one] = recipients.as_mut_slice() {
+            settle_from_context(one, &error_lower);
+        }
         let mut recipients = vendor_reasons(recipients);
         providers::apply(&p.headers, &error_lower, &mut recipients);
         return verdict(kind, recipients, None);
@@ -461,6 +464,7 @@ fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) ->
                 rc.reason = again.reason;
                 rc.hard = again.hard;
             }
+            settle_from_context(&mut rc, extra);
             if let Some(reason) = r.category.as_deref().and_then(providers::powermta_category) {
                 providers::set_reason(&mut rc, reason);
             }

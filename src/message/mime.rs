@@ -111,7 +111,16 @@ pub fn parse_headers(block: &[u8]) -> Headers {
     let mut current: Option<(String, Vec<u8>)> = None;
     for line in Lines(block) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+        // A parameter that lost its indentation (`boundary="..."` on a line
+        // of its own after `Content-Type: multipart/mixed;`) is still part
+        // of the field: some gateways fold that way, and without it the
+        // whole MIME structure would be lost.
+        let unindented_param = || {
+            current.as_ref().is_some_and(|(_, v)| v.ends_with(b";"))
+                && !line.contains(&b':')
+                && line.contains(&b'=')
+        };
+        if line.first().is_some_and(|&b| b == b' ' || b == b'\t') || unindented_param() {
             if let Some((_, v)) = current.as_mut()
                 && v.len() < MAX_HEADER_VALUE
             {
@@ -569,6 +578,19 @@ mod tests {
     #[test]
     fn soft_breaks_and_bad_escapes_in_qp() {
         assert_eq!(decode_qp(b"a=\nb=3Dc=ZZ"), b"ab=c=ZZ");
+    }
+
+    #[test]
+    fn unindented_parameter_line_still_belongs_to_its_field() {
+        let msg = b"Content-Type: multipart/alternative;\nboundary=\"b\"\nSubject: s\n\n--b\nContent-Type: text/plain\n\none\n--b--\n";
+        let p = parse(msg);
+        assert_eq!(p.headers.get("subject"), Some("s"));
+        assert_eq!(p.leaves.len(), 1);
+        assert_eq!(&*p.leaves[0].body, b"one");
+        // A line without ':' after a field that does not end in ';' is
+        // still dropped, not glued on.
+        let h = parse_headers(b"Subject: a\nnonsense=1\n");
+        assert_eq!(h.get("subject"), Some("a"));
     }
 
     #[test]

@@ -42,6 +42,35 @@ pub(super) fn vendor_reasons(mut recipients: Vec<Recipient>) -> Vec<Recipient> {
     recipients
 }
 
+/// Refines a recipient's reason with the rest of the bounce text. Servers
+/// often answer "user unknown" for an account that exists but is disabled. When the bounce's own text (`context`, normalised) says the
+/// account is disabled or suspended, that is the more specific statement,
+/// unless the server itself said x.1.1.
+///
+/// The other way round: a bare "user unknown" that we could not place
+/// (no command, so read as a filter) is an unknown user after all when the
+/// reporting MTA states so in words only used for that ("because the
+/// address couldn't be found").
+pub(super) fn settle_from_context(r: &mut Recipient, context: &str) {
+    if context.is_empty() || !matches!(r.reason, Reason::UserUnknown | Reason::Filtered) {
+        return;
+    }
+    let hits = super::rules::scan(context);
+    if r.reason == Reason::UserUnknown
+        && !r.status.as_deref().is_some_and(|s| s.ends_with(".1.1"))
+        && hits.first(Reason::Suspend)
+    {
+        r.reason = Reason::Suspend;
+        r.hard = Reason::Suspend.hardness(true);
+    } else if r.reason == Reason::Filtered && hits.certain_unknown() {
+        let diag = normalize(r.diagnostic.as_deref().unwrap_or(""));
+        if super::rules::scan(&diag).first(Reason::UserUnknown) {
+            r.reason = Reason::UserUnknown;
+            r.hard = Reason::UserUnknown.hardness(true);
+        }
+    }
+}
+
 /// `text`, or nothing when it only repeats the address: a bare address line
 /// says nothing about why delivery failed.
 fn words_beyond(text: String, address: &str) -> String {
@@ -116,7 +145,14 @@ pub(super) fn recipient(
     let reply_code = if matches!(diag_type, Some("x-unix")) {
         scan::reply_code(&more_norm)
     } else {
-        scan::reply_code(&diag_norm).or_else(|| scan::reply_code(&more_norm))
+        // A failure code anywhere beats a 2xx-looking number in the
+        // recipient's own lines ("Size (in bytes): 222").
+        let diag_code = scan::reply_code(&diag_norm);
+        let more_code = scan::reply_code(&more_norm);
+        match (diag_code, more_code) {
+            (Some(d), Some(m)) if d < 400 && m >= 400 => Some(m),
+            (d, m) => d.or(m),
+        }
     };
     let action = action
         .map(str::to_string)
@@ -162,7 +198,23 @@ pub(super) fn recipient(
         || reply_code.is_none_or(|c| c >= 500),
         |s| s.starts_with('5'),
     );
-    let diagnostic = if diagnostic.trim().is_empty() {
+    // When the recipient's own lines carry no failure code but the bounce
+    // text has a reply line ("Error message below: 550 - no such user"),
+    // that line is the server's answer.
+    let own_failure = scan::reply_code(&diag_norm).is_some_and(|c| c >= 400);
+    let reply_line = (!own_failure && status.is_none())
+        .then(|| {
+            more.lines().map(str::trim).find(|l| {
+                l.len() > 4
+                    && matches!(l.as_bytes()[0], b'4' | b'5')
+                    && scan::reply_code(l).is_some_and(|c| c >= 400)
+                    && l.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+            })
+        })
+        .flatten();
+    let diagnostic = if let Some(line) = reply_line {
+        line
+    } else if diagnostic.trim().is_empty() {
         more.trim()
     } else {
         diagnostic.trim()
@@ -176,5 +228,82 @@ pub(super) fn recipient(
         diagnostic: Some(cut(&diagnostic, 1000).to_string()).filter(|d| !d.is_empty()),
         reason,
         hard: reason.hardness(permanent),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_code_elsewhere_beats_a_number_in_the_details() {
+        let more = "Error: Invalid user address\n\nError message below:\n550 - Requested action not taken: no such user here\n";
+        let r = recipient(
+            "a@example.com",
+            None,
+            None,
+            None,
+            "RCPT TO: a@example.com\nSize (in bytes): 222",
+            more,
+        );
+        assert_eq!(r.reply_code, Some(550));
+        assert_eq!(
+            r.diagnostic.as_deref(),
+            Some("550 - Requested action not taken: no such user here")
+        );
+    }
+
+    #[test]
+    fn context_says_disabled_or_certainly_unknown() {
+        let mut r = recipient(
+            "a@example.jp",
+            Some("5.0.0"),
+            None,
+            None,
+            "550 user unknown (in reply to RCPT TO command)",
+            "",
+        );
+        assert_eq!(r.reason, Reason::UserUnknown);
+        settle_from_context(&mut r, &normalize("The user(s) account is disabled."));
+        assert_eq!((r.reason, r.hard), (Reason::Suspend, Some(false)));
+
+        // x.1.1 from the server outweighs the surrounding words.
+        let mut r = recipient(
+            "a@example.jp",
+            Some("5.1.1"),
+            None,
+            None,
+            "550 5.1.1 user unknown",
+            "",
+        );
+        settle_from_context(&mut r, &normalize("The user(s) account is disabled."));
+        assert_eq!(r.reason, Reason::UserUnknown);
+
+        let mut r = recipient(
+            "a@example.jp",
+            Some("5.0.0"),
+            None,
+            None,
+            "550 <a@example.jp>: User unknown",
+            "",
+        );
+        assert_eq!(r.reason, Reason::Filtered);
+        settle_from_context(
+            &mut r,
+            &normalize("because the address couldn't be found, or is unable to receive mail"),
+        );
+        assert_eq!((r.reason, r.hard), (Reason::UserUnknown, Some(true)));
+
+        // Without such words a bare "user unknown" stays a filter.
+        let mut r = recipient(
+            "a@example.jp",
+            Some("5.0.0"),
+            None,
+            None,
+            "550 <a@example.jp>: User unknown",
+            "",
+        );
+        settle_from_context(&mut r, &normalize("delivery failed"));
+        assert_eq!(r.reason, Reason::Filtered);
     }
 }

@@ -184,6 +184,7 @@ pub const PHRASES: &[(Reason, &[&str])] = &[
             "this account has been disabled or discontinued",
             "this account has been temporarily suspended",
             "this mailbox is disabled",
+            "account is disabled",
             "user suspended",
             "vdelivermail: account is locked email bounced",
             "account disabled",
@@ -815,6 +816,8 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
             "aliasing/forwarding loop broken",
             "can't create user output file",
             "could not load drd for domain",
+            // fml's loop alert: the list saw the same Message-ID twice.
+            "duplicated message-id",
             "internal error reading data",
             "internal server error: operation now in progress",
             "interrupted system call",

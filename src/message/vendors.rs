@@ -26,6 +26,7 @@ const ORIGINAL_MARKERS: &[&str] = &[
     "included is a copy of the message",
     "here is a copy of the first part of the message",
     "your message reads (in part)",
+    "original mail as follows",
 ];
 
 /// Words that start the returned message only on a separator line such as
@@ -71,6 +72,7 @@ const BOUNCE_PHRASES: &[&str] = &[
     "mail delivery failed",
     "failed recipient",
     "message you sent",
+    "error message below",
 ];
 
 /// Phrases (lowercase) that on their own mark a bounce: MTAs' fixed
@@ -92,6 +94,7 @@ const STRONG_BOUNCE_PHRASES: &[&str] = &[
     "unable to deliver message to",
     "sent <<< rcpt to:",
     ">>> rcpt to:",
+    "duplicated message-id in <",
 ];
 
 /// Phrases (lowercase) of delay warnings: the MTA still holds the message.
@@ -152,6 +155,7 @@ const DAEMON_LOCALS: &[&str] = &[
     "maildaemon",
     "mail-daemon",
     "postmaster",
+    "post_master",
     "mdaemon",
     "bounce",
     "bounces",
@@ -270,6 +274,16 @@ fn starts_with_ci(line: &str, prefix: &str) -> bool {
         && line.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
+/// Does `line` start with an SMTP reply code and a space (`550 ...`)?
+fn reply_line(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 4
+        && matches!(b[0], b'4' | b'5')
+        && b[1].is_ascii_digit()
+        && b[2].is_ascii_digit()
+        && b[3] == b' '
+}
+
 /// The headers of a returned message quoted as text after the separator.
 pub fn quoted_headers(rest: &str) -> Option<Headers> {
     let start = rest.trim_start_matches(['\r', '\n', ' ']);
@@ -318,7 +332,16 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
         for (_, addr) in scan::addresses(line) {
             let lower = addr.to_ascii_lowercase();
             let local = lower.split('@').next().unwrap_or("");
-            if exclude.contains(&lower) || DAEMON_LOCALS.contains(&local) {
+            // A line that is only the address and a colon heads a failed
+            // recipient's entry (Exim, qmail); it names a recipient even
+            // when that address also sent the message (mail to oneself,
+            // forwarding back to the sender).
+            let heading = l
+                .trim_end()
+                .strip_suffix(':')
+                .map(|a| a.trim_start_matches('<').trim_end_matches('>'))
+                .is_some_and(|a| a.eq_ignore_ascii_case(&addr));
+            if (exclude.contains(&lower) && !heading) || DAEMON_LOCALS.contains(&local) {
                 continue;
             }
             // Caps keep hostile texts (thousands of addresses) linear.
@@ -367,6 +390,12 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                     if mention_lines.contains(&j) && !at.contains(&j) {
                         break;
                     }
+                    // `554 <a@b>... reason` is a whole entry; a next line
+                    // with its own reply code (`550 host (smtp)... Host
+                    // unknown`) starts the next recipient's entry.
+                    if reply_line(lines[i]) && reply_line(next) {
+                        break;
+                    }
                     if next.trim().is_empty() {
                         // One blank line may separate an address from its
                         // reply (Gmail, Exchange); a second ends the block.
@@ -397,5 +426,28 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].address, "kijitora@example.jp");
         assert!(r[0].text.contains("User Unknown"));
+    }
+
+    #[test]
+    fn a_heading_line_names_the_recipient_even_when_it_is_the_sender() {
+        let text = "The following address(es) failed:\n\nme@example.fr:\nSMTP error from remote server: 550 5.2.0 rejected\n\nFrom: <me@example.fr>\n";
+        let r = recipients(text, &["me@example.fr".into()]);
+        assert_eq!(r.len(), 1);
+        assert!(r[0].text.contains("550 5.2.0"));
+        // Mentioned anywhere else, the sender is still left out.
+        let r = recipients(
+            "Sent by me@example.fr, 550 rejected\n",
+            &["me@example.fr".into()],
+        );
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn a_reply_line_with_its_own_code_starts_the_next_entry() {
+        let text = "554 <a@example.edu>... Remote protocol error\n550 example.org (smtp)... 550 Host unknown\n554 <b@example.org>... 550 Host unknown\n";
+        let r = recipients(text, &[]);
+        assert_eq!(r.len(), 2);
+        assert!(!r[0].text.contains("Host unknown"), "{}", r[0].text);
+        assert!(r[1].text.contains("Host unknown"));
     }
 }
