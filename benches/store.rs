@@ -256,8 +256,8 @@ fn build_big(path: &Path, addresses: u64) -> Duration {
         let mut rng = Rng(42);
         let mut counter = tx
             .prepare(
-                "INSERT INTO counters (site, address, domain, bounces, last_at, blocked_at, block_reason, blocked_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO counters (site, address, domain, bounces, last_at, blocked_at, block_reason, blocked_by, last_event)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .unwrap();
         let mut event = tx
@@ -278,6 +278,9 @@ fn build_big(path: &Path, addresses: u64) -> Duration {
             let at = NOW - rng.below(365 * 86_400) as i64;
             let blocked = bounces >= 5;
             let reason = REASONS[rng.below(REASONS.len() as u64) as usize].as_str();
+            event
+                .execute(params![site, address, reason, at, &i.to_le_bytes()[..]])
+                .unwrap();
             counter
                 .execute(params![
                     site,
@@ -287,11 +290,9 @@ fn build_big(path: &Path, addresses: u64) -> Duration {
                     at,
                     blocked.then_some(at),
                     blocked.then_some(reason),
-                    blocked.then_some("limit")
+                    blocked.then_some("limit"),
+                    tx.last_insert_rowid()
                 ])
-                .unwrap();
-            event
-                .execute(params![site, address, reason, at, &i.to_le_bytes()[..]])
                 .unwrap();
         }
     }
