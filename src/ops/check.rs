@@ -259,10 +259,11 @@ impl Run<'_> {
             let uids = to_fetch.iter().map(|r| Some(r.uid.clone())).collect();
             let batch = pending(site, uids, raws, Some(to_fetch));
             let removed = self.commit(site, &name, batch, Some(&removable))?;
-            if self.store.is_some() {
+            if let Some(store) = self.store.as_deref_mut() {
                 let mut remove: Vec<MessageRef> = seen_remove;
                 remove.extend(removed);
                 if !remove.is_empty() {
+                    store.sync()?; // the commit is on disk before anything is deleted
                     mb.remove(&remove)?;
                     self.report.summary.deleted += remove.len() as u64;
                 }

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::ResetTarget;
+use super::query;
 use super::totals::{self, Delta};
 use crate::policy::{self, BlockedBy};
 use crate::time::Timestamp;
@@ -66,13 +67,10 @@ pub fn reset(
 ) -> rusqlite::Result<u64> {
     match target {
         ResetTarget::Addresses(list) => {
-            // `site IN (sites that have counters)` lets SQLite probe the
-            // primary key (site, address) once per site.
-            let rows = "site IN (SELECT site FROM site_totals WHERE ?2 IS NULL OR site = ?2)
-                        AND address = ?1";
+            let events = query::events_of(query::ADDRESS);
             let mut n = 0;
             for address in unique(list) {
-                n += delete(conn, rows, rows, params![address, site])?;
+                n += delete(conn, query::ADDRESS, &events, params![address, site])?;
             }
             Ok(n)
         }
@@ -88,8 +86,7 @@ pub fn reset(
             // decided; only an explicit `reset ADDRESS` lifts them.
             let stale = "last_at < ?1 AND (?2 IS NULL OR site = ?2)
                          AND (blocked_at IS NULL OR blocked_by = 'limit')";
-            let events =
-                format!("(site, address) IN (SELECT site, address FROM counters WHERE {stale})");
+            let events = query::events_of(stale);
             delete(conn, stale, &events, params![cutoff, site])
         }
     }

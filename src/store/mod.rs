@@ -172,6 +172,8 @@ pub struct Store {
     conn: Connection,
     /// For error messages.
     path: PathBuf,
+    /// [`Store::sync`] has made the WAL file's directory entry durable.
+    wal_dir_synced: bool,
 }
 
 impl Store {
@@ -222,6 +224,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+            wal_dir_synced: false,
         })
     }
 
@@ -277,6 +280,54 @@ impl Store {
         now: Timestamp,
     ) -> Result<Vec<Outcome>, Error> {
         self.write(|tx| record::record_items(tx, config, site, items, now))
+    }
+
+    /// Makes every committed transaction durable (on disk, surviving a power
+    /// loss). `check` calls it after a batch's commit and before deleting
+    /// anything from a server (SPEC 5.1: nothing lost); nothing else needs it.
+    ///
+    /// Commits run with `synchronous = NORMAL` (see [`schema::configure`]):
+    /// their pages are written to the `-wal` file but not fsynced. Every
+    /// committed page is either still in that file or was copied to the
+    /// database file by a checkpoint, and in `NORMAL` mode SQLite fsyncs
+    /// the database file before a checkpoint counts as done and before the
+    /// WAL is reused or removed. So one fsync of the WAL file makes every
+    /// commit so far durable, whichever connection or earlier run made it.
+    /// Its directory entry is synced once per `Store` too: the WAL may have
+    /// been created by this connection, and it is never removed while a
+    /// connection (this one) is open.
+    ///
+    /// Not a checkpoint: copying the pages into the database file would
+    /// write them a second time per batch, and a checkpoint does not fsync
+    /// frames that a reader (the mailer) still keeps from being copied.
+    /// The WAL is fsynced through a second descriptor: SQLite holds no
+    /// POSIX lock on it (WAL locks live in `-shm`), so closing that
+    /// descriptor releases none of SQLite's locks.
+    pub fn sync(&mut self) -> Result<(), Error> {
+        let db = self
+            .conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| self.path.clone(), PathBuf::from);
+        let mut wal = db.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        match std::fs::File::open(&wal) {
+            Ok(file) => file.sync_data().map_err(io_err(&wal))?,
+            // No WAL: everything committed is in the database file, which
+            // the checkpoint that emptied the WAL fsynced.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(Error::Io { path: wal, source }),
+        }
+        if !self.wal_dir_synced {
+            sync_dir(&wal).map_err(io_err(&wal))?;
+            self.wal_dir_synced = true;
+        }
+        Ok(())
     }
 
     /// Totals per site, reason and domain.
@@ -336,6 +387,25 @@ impl Store {
     /// writer keeps them right); for repairs and after bulk loads.
     pub fn rebuild_totals(&mut self) -> Result<(), Error> {
         self.write(totals::rebuild)
+    }
+}
+
+/// Fsyncs the directory holding `file`, so that a newly created `file`
+/// survives a power loss (Unix; elsewhere there is no directory handle to
+/// sync and file creation is journalled by the file system).
+fn sync_dir(file: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = match file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(d) => d,
+            None => Path::new("."),
+        };
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        Ok(())
     }
 }
 

@@ -72,11 +72,9 @@ pub fn address(
 ) -> rusqlite::Result<AddressStats> {
     let key = policy::normalize_address(address);
     // Probes the primary key (site, address) once per site that has counters.
-    let mut q = conn.prepare_cached(
-        "SELECT site, bounces, blocked_at, block_reason FROM counters
-         WHERE site IN (SELECT site FROM site_totals WHERE ?2 IS NULL OR site = ?2) AND address = ?1
-         ORDER BY site",
-    )?;
+    let mut q = conn.prepare_cached(&format!(
+        "SELECT site, bounces, blocked_at, block_reason FROM counters WHERE {ADDRESS} ORDER BY site"
+    ))?;
     let sites = q
         .query_map(params![key, site], |r| {
             let blocked_at: Option<i64> = r.get(2)?;
@@ -89,10 +87,10 @@ pub fn address(
             })
         })?
         .collect::<Result<_, _>>()?;
-    let mut q = conn.prepare_cached(
-        "SELECT site, at, reason, status, diagnostic FROM events
-         WHERE address = ?1 AND (?2 IS NULL OR site = ?2) ORDER BY at, id",
-    )?;
+    let mut q = conn.prepare_cached(&format!(
+        "SELECT site, at, reason, status, diagnostic FROM events WHERE {} ORDER BY at, id",
+        events_of(ADDRESS)
+    ))?;
     let events = q
         .query_map(params![key, site], |r| {
             Ok(AddressEvent {
@@ -109,6 +107,26 @@ pub fn address(
         sites,
         events,
     })
+}
+
+/// The counter rows of address `?1` in site `?2` (every site when `?2` is
+/// NULL): `site IN (sites that have counters)` lets SQLite probe the primary
+/// key (site, address) once per site.
+pub const ADDRESS: &str =
+    "site IN (SELECT site FROM site_totals WHERE ?2 IS NULL OR site = ?2) AND address = ?1";
+
+/// A condition on `events` selecting the events of the counters that the
+/// condition `counters` selects: each counter's chain, from its
+/// `last_event` back through `prev` (see `schema`), every step a rowid
+/// probe, so the cost is the number of those events.
+pub fn events_of(counters: &str) -> String {
+    format!(
+        "id IN (WITH RECURSIVE chain(id) AS (
+             SELECT last_event FROM counters WHERE ({counters}) AND last_event IS NOT NULL
+             UNION ALL
+             SELECT e.prev FROM events AS e JOIN chain AS c ON e.id = c.id WHERE e.prev IS NOT NULL)
+         SELECT id FROM chain)"
+    )
 }
 
 /// Addresses blocked in `site` (or in any site), sorted, each once.

@@ -111,22 +111,26 @@ fn count_message(
                 rules,
                 kind,
                 r.reason.as_str(),
-                before.unwrap_or_default(),
+                before.map(|(c, _)| c).unwrap_or_default(),
                 now,
             );
             if !d.event && !d.count && d.block.is_none() {
                 continue;
             }
             let domain = policy::domain_of(&address);
-            write_counter(conn, s, &address, domain, &d, now)?;
+            // The event first: the counter then points at it, in one write.
+            let event = if d.event {
+                let prev = before.and_then(|(_, last)| last);
+                delta.event(s, r.reason.as_str());
+                Some(write_event(conn, s, &address, r, item, prev, now)?)
+            } else {
+                None
+            };
+            write_counter(conn, s, &address, domain, &d, event, now)?;
             if before.is_none() {
                 delta.address_added(s);
             }
             delta.counted(s, domain, i64::from(d.count));
-            if d.event {
-                write_event(conn, s, &address, r, item, now)?;
-                delta.event(s, r.reason.as_str());
-            }
             if d.count {
                 outcome.counted += 1;
             }
@@ -139,39 +143,51 @@ fn count_message(
     Ok(outcome)
 }
 
-/// The address's counter in `site`; `None` when it has no row yet.
-fn counter(conn: &Connection, site: &str, address: &str) -> rusqlite::Result<Option<Counter>> {
+/// The address's counter in `site` and its newest event (the head of its
+/// event chain); `None` when it has no row yet.
+fn counter(
+    conn: &Connection,
+    site: &str,
+    address: &str,
+) -> rusqlite::Result<Option<(Counter, Option<i64>)>> {
     conn.prepare_cached(
-        "SELECT bounces, blocked_at IS NOT NULL FROM counters WHERE site = ?1 AND address = ?2",
+        "SELECT bounces, blocked_at IS NOT NULL, last_event FROM counters
+         WHERE site = ?1 AND address = ?2",
     )?
     .query_row(params![site, address], |r| {
-        Ok(Counter {
+        let c = Counter {
             bounces: r.get::<_, i64>(0)? as u64,
             blocked: r.get(1)?,
-        })
+        };
+        Ok((c, r.get(2)?))
     })
     .optional()
 }
 
+/// Adds the decision to the counter; `event` (when one was written) becomes
+/// the head of the counter's event chain.
 fn write_counter(
     conn: &Connection,
     site: &str,
     address: &str,
     domain: &str,
     d: &Decision<'_>,
+    event: Option<i64>,
     now: Timestamp,
 ) -> rusqlite::Result<()> {
     // The policy only blocks an address that is not blocked, so taking the
     // new block's columns when there is one never overwrites an older block.
     conn.prepare_cached(
-        "INSERT INTO counters (site, address, domain, bounces, last_at, blocked_at, block_reason, blocked_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO counters
+             (site, address, domain, bounces, last_at, blocked_at, block_reason, blocked_by, last_event)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (site, address) DO UPDATE SET
              bounces = bounces + excluded.bounces,
              last_at = excluded.last_at,
              blocked_at = coalesce(excluded.blocked_at, blocked_at),
              block_reason = coalesce(excluded.block_reason, block_reason),
-             blocked_by = coalesce(excluded.blocked_by, blocked_by)",
+             blocked_by = coalesce(excluded.blocked_by, blocked_by),
+             last_event = coalesce(excluded.last_event, last_event)",
     )?
     .execute(params![
         site,
@@ -182,21 +198,25 @@ fn write_counter(
         d.block.map(|b| b.at),
         d.block.map(|b| b.reason),
         d.block.map(|b| b.by.as_str()),
+        event,
     ])?;
     Ok(())
 }
 
+/// Appends an event linked to the counter's previous one (`prev`); returns
+/// its id.
 fn write_event(
     conn: &Connection,
     site: &str,
     address: &str,
     r: &Recipient,
     item: &Item<'_>,
+    prev: Option<i64>,
     now: Timestamp,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO events (site, address, reason, status, diagnostic, at, fingerprint)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO events (site, address, reason, status, diagnostic, at, fingerprint, prev)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         site,
@@ -206,8 +226,9 @@ fn write_event(
         r.diagnostic.as_deref().map(truncate),
         now,
         &item.fingerprint.0[..],
+        prev,
     ])?;
-    Ok(())
+    Ok(conn.last_insert_rowid())
 }
 
 /// Cuts at a character boundary at most [`MAX_DIAGNOSTIC`] bytes in.

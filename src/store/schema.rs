@@ -20,16 +20,19 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The schema, one entry per version.
 ///
 /// Sizing for a million addresses: the write path of `check` touches, per
-/// counted recipient, one leaf each of `ledger`, `counters` and
-/// `events_address` (random keys) plus the append-only `events` and a few
-/// hot aggregate rows; every further index would add a random page to every
-/// commit's WAL writes, so there are no others on that path. `stats ADDRESS`
-/// probes `counters` by primary key per site (sites come from
-/// `site_totals`) and reads `events_address`; `--blocked` reads a partial
-/// index of blocked rows only; `stats` reads the aggregate tables, which
-/// `record`, `admin` and `totals` keep equal to a `GROUP BY` over `counters`
-/// and `events` inside the same transactions, so its cost does not grow
-/// with the number of addresses.
+/// counted recipient, one leaf each of `ledger` and `counters` (random
+/// keys) plus the append-only `events` and a few hot aggregate rows. Every
+/// random-key tree costs about one dirty 4 KiB page per bounce in every
+/// commit's WAL writes, so there is no other index on that path: an
+/// address's events are a chain (`counters.last_event`, then `events.prev`)
+/// rather than an index by address, which was a third random tree and a
+/// third of the bytes written (version 2). `stats ADDRESS` probes
+/// `counters` by primary key per site (sites come from `site_totals`) and
+/// follows the chain by rowid; `--blocked` reads a partial index of blocked
+/// rows only; `stats` reads the aggregate tables, which `record`, `admin`
+/// and `totals` keep equal to a `GROUP BY` over `counters` and `events`
+/// inside the same transactions, so its cost does not grow with the number
+/// of addresses.
 pub const MIGRATIONS: &[&str] = &[
     // 1: counters, events, ledger, aggregates.
     r#"
@@ -95,6 +98,20 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX domain_totals_top ON domain_totals (bounces DESC, domain) WHERE bounces > 0;
     "#,
+    // 2: an address's events are chained from its counter instead of
+    // indexed by address (see above). Existing events are linked in id
+    // order, which is the order they were recorded in.
+    r#"
+    ALTER TABLE counters ADD COLUMN last_event INTEGER;   -- newest event of this (site, address)
+    ALTER TABLE events ADD COLUMN prev INTEGER;           -- the same counter's previous event
+    UPDATE events SET prev = p.prev
+        FROM (SELECT id, lag(id) OVER (PARTITION BY site, address ORDER BY id) AS prev FROM events) AS p
+        WHERE p.id = events.id AND p.prev IS NOT NULL;
+    UPDATE counters SET last_event = m.id
+        FROM (SELECT site, address, max(id) AS id FROM events GROUP BY site, address) AS m
+        WHERE m.site = counters.site AND m.address = counters.address;
+    DROP INDEX events_address;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -105,16 +122,24 @@ pub fn current_version() -> i64 {
 /// Connection settings, applied at every open.
 ///
 /// WAL lets the mailer read the block list while a run writes.
-/// `synchronous = FULL` because `check` deletes a message from the server
-/// right after the commit that records it: in WAL mode `NORMAL` may lose the
-/// last commits on power failure, and then the bounce would be lost for good.
+///
+/// `synchronous = NORMAL`: in WAL mode a commit is then atomic and ordered
+/// (a crash or power loss can only lose the last whole transactions, never
+/// half of one: the ledger entry and the counts it guards go together) but
+/// is not fsynced. Losing a whole transaction is harmless as long as the
+/// messages it recorded are still somewhere: the next run records them
+/// again, once. The one place where that is not so is a server message
+/// about to be deleted, so `check` calls [`super::Store::sync`] between the
+/// commit and the deletion; local sources are never deleted and need no
+/// fsync at all. With `FULL` every batch paid an fsync of the WAL, deleted
+/// anything or not.
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
     }
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
     // 64 MiB of page cache (the default is 2 MiB): a batch touches pages all
     // over the million-row trees, and spilling them mid-transaction costs
@@ -122,13 +147,15 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "cache_size", -65_536)?;
     // Upserts keep a statement journal; in memory it is a copy, not file I/O.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    // Each batch dirties a few random leaves per bounce (ledger, counters,
-    // events index), and with the default 1000-page autocheckpoint nearly
-    // every commit also checkpointed, writing those pages twice and syncing
-    // the database file. Checkpointing every ~40 MB of WAL writes a page
-    // changed by many batches once; it halved `cargo bench --bench store`.
-    // The WAL is cut back to 64 MiB after a checkpoint and removed when the
-    // last connection closes.
+    // Each batch dirties a random leaf or two per bounce (ledger, counters),
+    // and with the default 1000-page autocheckpoint nearly every commit also
+    // checkpointed, writing those pages twice and syncing the database file.
+    // Checkpointing every ~40 MB of WAL writes a page changed by many
+    // batches once; it halved `cargo bench --bench store`. (Larger values or
+    // none only move the cost: a checkpoint fsyncs the WAL first, so the
+    // bytes reach the disk either way, at the latest on close.) The WAL is
+    // cut back to 64 MiB after a checkpoint and removed when the last
+    // connection closes.
     conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     Ok(())

@@ -145,7 +145,7 @@ fn fingerprint_ignores_a_leading_mbox_from_line() {
 }
 
 #[test]
-fn open_creates_directory_wal_and_full_sync() {
+fn open_creates_directory_wal_and_normal_sync() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("deep/er/bounces.db");
     let store = Store::open(&path).unwrap();
@@ -154,7 +154,7 @@ fn open_creates_directory_wal_and_full_sync() {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    assert_eq!(count(&store, "PRAGMA synchronous"), 2, "FULL");
+    assert_eq!(count(&store, "PRAGMA synchronous"), 1, "NORMAL");
     assert_eq!(
         schema::version(&store.conn).unwrap(),
         schema::current_version()
@@ -242,15 +242,21 @@ fn hot_queries_use_keys_not_scans() {
             .unwrap();
         rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
     };
+    let events = query::events_of(query::ADDRESS);
+    let address_events = format!(
+        "SELECT site, at, reason, status, diagnostic FROM events WHERE {events} ORDER BY at, id"
+    );
+    let reset_events = format!("DELETE FROM events WHERE {events}");
     // The same statements as record.rs, query.rs and admin.rs.
     for sql in [
-        "SELECT bounces, blocked_at IS NOT NULL FROM counters WHERE site = ?1 AND address = ?2",
+        "SELECT bounces, blocked_at IS NOT NULL, last_event FROM counters
+         WHERE site = ?1 AND address = ?2",
         "SELECT l.kind FROM ledger_uids u JOIN ledger l ON l.fingerprint = u.fingerprint
          WHERE u.site = ?1 AND u.source_uid = ?2",
         "SELECT site, bounces, blocked_at, block_reason FROM counters
          WHERE site IN (SELECT site FROM site_totals WHERE ?2 IS NULL OR site = ?2) AND address = ?1",
-        "SELECT site, at, reason, status, diagnostic FROM events
-         WHERE address = ?1 AND (?2 IS NULL OR site = ?2) ORDER BY at, id",
+        &address_events,
+        &reset_events,
         "DELETE FROM counters WHERE site IN (SELECT site FROM site_totals WHERE ?2 IS NULL OR site = ?2)
          AND address = ?1",
         "SELECT domain, bounces FROM domain_totals WHERE bounces > 0 ORDER BY bounces DESC, domain LIMIT ?1",
@@ -262,4 +268,107 @@ fn hot_queries_use_keys_not_scans() {
         assert!(!p.contains("SCAN l"), "{sql}\n=> {p}");
     }
     assert!(plan(query::BLOCKED).contains("counters_blocked"));
+}
+
+#[test]
+fn version_1_database_upgrades_with_events_chained_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bounces.db");
+    {
+        // A database as the first release left it: version 1, events
+        // found through the `events_address` index.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO counters (site, address, domain, bounces, last_at)
+                 VALUES ('a', 'x@example.org', 'example.org', 2, 20),
+                        ('b', 'x@example.org', 'example.org', 1, 15),
+                        ('a', 'y@example.org', 'example.org', 1, 12);
+             INSERT INTO events (id, site, address, reason, at, fingerprint) VALUES
+                 (1, 'a', 'x@example.org', 'userunknown', 10, x'01'),
+                 (2, 'a', 'y@example.org', 'mailboxfull', 12, x'02'),
+                 (3, 'b', 'x@example.org', 'expired', 15, x'03'),
+                 (4, 'a', 'x@example.org', 'mailboxfull', 20, x'04');
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(schema::version(&store.conn).unwrap(), 2);
+    store.rebuild_totals().unwrap();
+    let x = store.address("x@example.org").unwrap();
+    let seen: Vec<(&str, &str)> = x
+        .events
+        .iter()
+        .map(|e| (e.site.as_str(), e.reason.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [("a", "userunknown"), ("b", "expired"), ("a", "mailboxfull")]
+    );
+    assert_eq!(store.address("y@example.org").unwrap().events.len(), 1);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'events_address'"
+        ),
+        0
+    );
+
+    // New events continue the migrated chains; a reset follows them.
+    record(
+        &mut store,
+        &config(false),
+        "a",
+        &[("m5", bounce("x@example.org"))],
+        T0,
+    );
+    assert_eq!(store.address("x@example.org").unwrap().events.len(), 4);
+    let target = ResetTarget::Addresses(vec!["x@example.org".into()]);
+    assert_eq!(store.reset(Some("a"), &target, T0).unwrap(), 1);
+    let x = store.address("x@example.org").unwrap();
+    assert_eq!(x.events.len(), 1, "b's event stays");
+    assert_eq!(x.events[0].site, "b");
+    assert_eq!(store.address("y@example.org").unwrap().events.len(), 1);
+    assert_aggregates_consistent(&store);
+    assert_eq!(count(&store, "SELECT count(*) FROM events"), 2);
+}
+
+#[test]
+fn sync_puts_committed_batches_in_the_files_a_restart_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bounces.db");
+    let mut store = Store::open(&path).unwrap();
+    store.sync().unwrap(); // nothing committed yet: fine
+    record(
+        &mut store,
+        &config(false),
+        "a",
+        &[("m1", bounce("x@example.org"))],
+        T0,
+    );
+    store.sync().unwrap();
+    store.sync().unwrap();
+    // What a power loss right now would leave: the database and WAL files
+    // as they are (the store is still open, nothing checkpointed on close).
+    let copy = dir.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for suffix in ["", "-wal"] {
+        std::fs::copy(
+            format!("{}{suffix}", path.display()),
+            copy.join(format!("bounces.db{suffix}")),
+        )
+        .unwrap();
+    }
+    let mut after = Store::open(&copy.join("bounces.db")).unwrap();
+    assert_eq!(bounces_of(&after, "a", "x@example.org"), 1);
+    let again = record(
+        &mut after,
+        &config(false),
+        "a",
+        &[("m1", bounce("x@example.org"))],
+        T0,
+    );
+    assert!(again[0].already_seen, "recorded before the sync");
+    drop(store);
 }
