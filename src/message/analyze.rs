@@ -145,7 +145,7 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
         .leaves
         .iter()
         .find(|l| arf::is_original_part(&l.ctype.mime))
-        .map(|l| mime::parse_headers(mime::split_head(&l.body).0))
+        .map(|l| mime::parse_headers(mime::split_head(l.body()).0))
         .filter(|h| !h.is_empty())
         .or_else(|| vendors::quoted_headers(rest));
 
@@ -368,7 +368,7 @@ fn forwarded_bounce(p: &Parsed<'_>, opts: &Options) -> Option<Classification> {
         .leaves
         .iter()
         .find(|l| matches!(l.ctype.mime.as_str(), "message/rfc822" | "message/global"))?;
-    let inner = mime::parse(&leaf.body);
+    let inner = mime::parse(leaf.body());
     let c = decide(&inner, opts, 1);
     matches!(c.kind, Kind::Bounce | Kind::Delayed).then_some(c)
 }
