@@ -2,6 +2,8 @@
 //! SPEC order — ARF, RFC 3464 fields, vendor texts, the returned message,
 //! VERP — and fall back to auto-reply or not-a-bounce.
 
+use std::cell::LazyCell;
+
 use super::dsn::{self, DsnRecipient};
 use super::mime::{self, Headers, Parsed};
 use super::reason::normalize;
@@ -122,7 +124,9 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
 
     let full = body_text(p);
     let (error, rest) = vendors::split_original(&full);
-    let error_lower = normalize(cut(error, MAX_TEXT));
+    // Normalised on first use: a message with a delivery-status part
+    // mostly never needs it.
+    let error_lower = LazyCell::new(|| normalize(cut(error, MAX_TEXT)));
 
     let dsn_text: Option<String> = p
         .leaves
@@ -175,7 +179,7 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
     if !dsn.is_empty() {
         let mut c = from_dsn(&dsn, &texts, &error_lower);
         let context = dsn_text.as_deref().map_or_else(
-            || error_lower.clone(),
+            || error_lower.to_string(),
             |t| cut(t, MAX_TEXT).to_ascii_lowercase(),
         );
         providers::apply(&p.headers, &context, &mut c.recipients);
@@ -400,7 +404,11 @@ fn sender_addresses(top: &Headers, original: Option<&Headers>) -> Vec<String> {
     out
 }
 
-fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) -> Classification {
+fn from_dsn(
+    dsn: &[DsnRecipient],
+    texts: &[TextRecipient],
+    error_lower: &LazyCell<String, impl FnOnce() -> String>,
+) -> Classification {
     let success = |r: &DsnRecipient| {
         matches!(
             r.action.as_deref(),
@@ -440,7 +448,6 @@ fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) ->
                 .map(|t| t.text.as_str())
                 .unwrap_or("");
             let diagnostic = r.diagnostic.clone().unwrap_or_default();
-            let extra = if one { error_lower } else { "" };
             let mut rc = recipient(
                 address,
                 r.status.as_deref(),
@@ -450,6 +457,7 @@ fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) ->
                 text,
             );
             if rc.reason == Reason::OnHold || rc.reason == Reason::Undefined {
+                let extra = if one { error_lower.as_str() } else { "" };
                 let again = recipient(
                     address,
                     r.status.as_deref(),
