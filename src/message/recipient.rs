@@ -92,7 +92,7 @@ const COMMANDS: &[(&str, &str)] = &[
 /// [`COMMANDS`] in one automaton: one pass over the text, not one per entry.
 static COMMAND_PHRASES: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
     AhoCorasick::builder()
-        .kind(Some(AhoCorasickKind::ContiguousNFA))
+        .kind(Some(AhoCorasickKind::DFA))
         .build(COMMANDS.iter().map(|(p, _)| p))
         .ok()
 });
@@ -177,7 +177,9 @@ pub(super) fn recipient(
         Reason::Expired,
         Reason::NetworkError,
     ];
-    if vague.contains(&reason) || diag_norm.is_empty() {
+    // (When the wider text is the diagnostic itself, the answer would be
+    // the same: skip the second scan.)
+    if (vague.contains(&reason) || diag_norm.is_empty()) && text != diag_norm {
         ev.text = &text;
         let wider = reason::decide(&ev);
         if !matches!(wider, Reason::OnHold | Reason::Undefined) {
