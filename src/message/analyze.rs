@@ -2,6 +2,7 @@
 //! SPEC order — ARF, RFC 3464 fields, vendor texts, the returned message,
 //! VERP — and fall back to auto-reply or not-a-bounce.
 
+use std::borrow::Cow;
 use std::cell::LazyCell;
 
 use super::dsn::{self, DsnRecipient};
@@ -128,7 +129,7 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
     // mostly never needs it.
     let error_lower = LazyCell::new(|| normalize(cut(error, MAX_TEXT)));
 
-    let dsn_text: Option<String> = p
+    let dsn_text: Option<Cow<'_, str>> = p
         .leaves
         .iter()
         .find(|l| {
@@ -139,7 +140,7 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
                     | "text/delivery-status"
             )
         })
-        .map(|l| l.text().into_owned());
+        .map(|l| l.text());
     let mut dsn = dsn_text.as_deref().map(dsn::parse).unwrap_or_default();
     if dsn.is_empty() && error_lower.contains("final-recipient:") {
         dsn = dsn::parse(error);
