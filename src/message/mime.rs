@@ -190,7 +190,11 @@ fn wanted(name: &[u8]) -> Option<Cow<'static, str>> {
 /// Turns a raw (unfolded) value into text: cut, read as UTF-8 or Latin-1
 /// (see [`bytes_to_text`]), RFC 2047 words decoded, trimmed. The common
 /// plain UTF-8 value keeps the buffer it was collected in.
-fn push_field(fields: &mut Vec<(Cow<'static, str>, String)>, name: Cow<'static, str>, value: Vec<u8>) {
+fn push_field(
+    fields: &mut Vec<(Cow<'static, str>, String)>,
+    name: Cow<'static, str>,
+    value: Vec<u8>,
+) {
     let mut value = value;
     value.truncate(MAX_HEADER_VALUE);
     let text = match String::from_utf8(value) {
@@ -548,7 +552,13 @@ pub fn parse(raw: &[u8]) -> Parsed<'_> {
                 }
                 // No delimiter at all: read the body as plain text.
                 let ctype = ContentType::parse(None);
-                leaves.push(Leaf::new(part_headers, ctype, body, Transfer::Identity, depth));
+                leaves.push(Leaf::new(
+                    part_headers,
+                    ctype,
+                    body,
+                    Transfer::Identity,
+                    depth,
+                ));
                 continue;
             }
         }

@@ -190,10 +190,11 @@ pub fn bounce_signs(h: &Headers, text_lower: &str) -> Option<&'static str> {
     let from = h.get("from").unwrap_or("").to_ascii_lowercase();
     let from_addr = scan::header_address(&from).unwrap_or_default();
     let local = from_addr.split('@').next().unwrap_or("");
-    let daemon = DAEMON_LOCALS
-        .iter()
-        .any(|d| local.strip_prefix(d).is_some_and(|t| t.is_empty() || t.starts_with('-')))
-        || from.contains("mailer-daemon")
+    let daemon = DAEMON_LOCALS.iter().any(|d| {
+        local
+            .strip_prefix(d)
+            .is_some_and(|t| t.is_empty() || t.starts_with('-'))
+    }) || from.contains("mailer-daemon")
         || from.contains("mail delivery")
         || from.contains("postmaster");
     let subject = h.get("subject").unwrap_or("").to_lowercase();
