@@ -2,6 +2,10 @@
 //! `cargo bench --bench classify`. Reports messages/s and MB/s, and the
 //! ratio to a baseline measured in the same run (SHA-256 of the same bytes,
 //! the least work any tool that looks at every byte must do).
+//!
+//! With `BOUNCECTL_BENCH_ONE_PASS=1` it classifies the corpus once and
+//! exits, for instruction counts that do not depend on a noisy machine:
+//! `BOUNCECTL_BENCH_ONE_PASS=1 valgrind --tool=callgrind target/release/deps/classify-*`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -47,6 +51,13 @@ fn main() {
     assert!(!mails.is_empty(), "empty corpus");
     let bytes: usize = mails.iter().map(Vec::len).sum();
     let opts = Options::default();
+    if std::env::var_os("BOUNCECTL_BENCH_ONE_PASS").is_some() {
+        for m in &mails {
+            black_box(classify(black_box(m), &opts));
+        }
+        println!("classified {} messages once", mails.len());
+        return;
+    }
     let min = Duration::from_secs(3);
     // Warm up caches and the allocator.
     measure(&mails, Duration::from_millis(300), |m| {

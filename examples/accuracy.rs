@@ -26,7 +26,7 @@ fn main() {
                             "-- part {} depth {} {} bytes",
                             l.ctype.mime,
                             l.depth,
-                            l.body.len()
+                            l.body().len()
                         );
                     }
                 }

@@ -2,6 +2,9 @@
 //! SPEC order — ARF, RFC 3464 fields, vendor texts, the returned message,
 //! VERP — and fall back to auto-reply or not-a-bounce.
 
+use std::borrow::Cow;
+use std::cell::LazyCell;
+
 use super::dsn::{self, DsnRecipient};
 use super::mime::{self, Headers, Parsed};
 use super::reason::normalize;
@@ -122,9 +125,11 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
 
     let full = body_text(p);
     let (error, rest) = vendors::split_original(&full);
-    let error_lower = normalize(cut(error, MAX_TEXT));
+    // Normalised on first use: a message with a delivery-status part
+    // mostly never needs it.
+    let error_lower = LazyCell::new(|| normalize(cut(error, MAX_TEXT)));
 
-    let dsn_text: Option<String> = p
+    let dsn_text: Option<Cow<'_, str>> = p
         .leaves
         .iter()
         .find(|l| {
@@ -135,7 +140,7 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
                     | "text/delivery-status"
             )
         })
-        .map(|l| l.text().into_owned());
+        .map(|l| l.text());
     let mut dsn = dsn_text.as_deref().map(dsn::parse).unwrap_or_default();
     if dsn.is_empty() && error_lower.contains("final-recipient:") {
         dsn = dsn::parse(error);
@@ -145,7 +150,7 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
         .leaves
         .iter()
         .find(|l| arf::is_original_part(&l.ctype.mime))
-        .map(|l| mime::parse_headers(mime::split_head(&l.body).0))
+        .map(|l| mime::parse_headers(mime::split_head(l.body()).0))
         .filter(|h| !h.is_empty())
         .or_else(|| vendors::quoted_headers(rest));
 
@@ -175,7 +180,7 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
     if !dsn.is_empty() {
         let mut c = from_dsn(&dsn, &texts, &error_lower);
         let context = dsn_text.as_deref().map_or_else(
-            || error_lower.clone(),
+            || error_lower.to_string(),
             |t| cut(t, MAX_TEXT).to_ascii_lowercase(),
         );
         providers::apply(&p.headers, &context, &mut c.recipients);
@@ -371,7 +376,7 @@ fn forwarded_bounce(p: &Parsed<'_>, opts: &Options) -> Option<Classification> {
         .leaves
         .iter()
         .find(|l| matches!(l.ctype.mime.as_str(), "message/rfc822" | "message/global"))?;
-    let inner = mime::parse(&leaf.body);
+    let inner = mime::parse(leaf.body());
     let c = decide(&inner, opts, 1);
     matches!(c.kind, Kind::Bounce | Kind::Delayed).then_some(c)
 }
@@ -403,7 +408,11 @@ fn sender_addresses(top: &Headers, original: Option<&Headers>) -> Vec<String> {
     out
 }
 
-fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) -> Classification {
+fn from_dsn(
+    dsn: &[DsnRecipient],
+    texts: &[TextRecipient],
+    error_lower: &LazyCell<String, impl FnOnce() -> String>,
+) -> Classification {
     let success = |r: &DsnRecipient| {
         matches!(
             r.action.as_deref(),
@@ -443,7 +452,6 @@ fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) ->
                 .map(|t| t.text.as_str())
                 .unwrap_or("");
             let diagnostic = r.diagnostic.clone().unwrap_or_default();
-            let extra = if one { error_lower } else { "" };
             let mut rc = recipient(
                 address,
                 r.status.as_deref(),
@@ -453,6 +461,7 @@ fn from_dsn(dsn: &[DsnRecipient], texts: &[TextRecipient], error_lower: &str) ->
                 text,
             );
             if rc.reason == Reason::OnHold || rc.reason == Reason::Undefined {
+                let extra = if one { error_lower.as_str() } else { "" };
                 let again = recipient(
                     address,
                     r.status.as_deref(),

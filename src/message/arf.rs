@@ -36,7 +36,7 @@ pub fn read(p: &Parsed<'_>) -> Feedback {
         .iter()
         .find(|l| l.ctype.mime == "message/feedback-report");
     if let Some(leaf) = report {
-        let h = parse_headers(&leaf.body);
+        let h = parse_headers(leaf.body());
         fb.feedback_type = h
             .get("feedback-type")
             .map(|t| t.trim().to_ascii_lowercase());
@@ -57,7 +57,7 @@ fn original_headers(p: &Parsed<'_>) -> Option<Headers> {
     p.leaves
         .iter()
         .find(|l| is_original_part(&l.ctype.mime))
-        .map(|l| parse_headers(split_head(&l.body).0))
+        .map(|l| parse_headers(split_head(l.body()).0))
 }
 
 /// Content types that carry the returned original message or its headers.

@@ -24,7 +24,7 @@ pub const MAX_DECODE: usize = 512 * 1024;
 /// An unfolded header block, names lowercased, in order.
 #[derive(Debug, Clone, Default)]
 pub struct Headers {
-    fields: Vec<(String, String)>,
+    fields: Vec<(Cow<'static, str>, String)>,
 }
 
 impl Headers {
@@ -51,18 +51,13 @@ impl Headers {
 
     /// All fields, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.fields.iter().map(|(n, v)| (&**n, v.as_str()))
     }
 }
 
-/// The first position of `byte` in `hay`. `BufRead::skip_until` on a slice
-/// runs the standard library's word-at-a-time `memchr`, several times
-/// faster than a byte loop on long bodies, without another dependency.
+/// The first position of `byte` in `hay` (SIMD `memchr`).
 pub fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
-    use std::io::BufRead;
-    let mut rest = hay;
-    let skipped = rest.skip_until(byte).unwrap_or(0);
-    (skipped > 0 && hay[skipped - 1] == byte).then(|| skipped - 1)
+    memchr::memchr(byte, hay)
 }
 
 /// Lines of a byte slice (without their `\n`), like `split(b'\n')`.
@@ -86,18 +81,22 @@ impl<'a> Iterator for Lines<'a> {
     }
 }
 
-/// Splits an entity into its header block and body at the first empty line.
-/// Without an empty line, everything is header.
+/// Splits an entity into its header block and body at the first empty line
+/// (`\n` or `\r\n` alone). Without an empty line, everything is header.
 pub fn split_head(raw: &[u8]) -> (&[u8], &[u8]) {
-    let mut start = 0;
-    while start < raw.len() {
-        let end = find_byte(&raw[start..], b'\n').map_or(raw.len(), |i| start + i);
-        let line = &raw[start..end];
-        if line.is_empty() || line == b"\r" {
+    // An empty line starts at 0 or right after a `\n`: only line starts
+    // that begin with `\n` or `\r` need a look.
+    let empty_at = |start: usize| match raw.get(start) {
+        Some(b'\n') => Some(start),
+        Some(b'\r') if raw.get(start + 1).is_none_or(|&b| b == b'\n') => Some(start + 1),
+        _ => None,
+    };
+    let starts = std::iter::once(0).chain(memchr::memchr_iter(b'\n', raw).map(|i| i + 1));
+    for start in starts {
+        if let Some(end) = empty_at(start) {
             let body_start = (end + 1).min(raw.len());
             return (&raw[..start], &raw[body_start..]);
         }
-        start = end + 1;
     }
     (raw, &[])
 }
@@ -107,8 +106,8 @@ pub fn split_head(raw: &[u8]) -> (&[u8], &[u8]) {
 /// `From ` line, garbage), and so are fields the classifier never reads
 /// (see `WANTED`).
 pub fn parse_headers(block: &[u8]) -> Headers {
-    let mut fields: Vec<(String, String)> = Vec::new();
-    let mut current: Option<(String, Vec<u8>)> = None;
+    let mut fields: Vec<(Cow<'static, str>, String)> = Vec::new();
+    let mut current: Option<(Cow<'static, str>, Vec<u8>)> = None;
     for line in Lines(block) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         // A parameter that lost its indentation (`boundary="..."` on a line
@@ -130,28 +129,27 @@ pub fn parse_headers(block: &[u8]) -> Headers {
             continue;
         }
         if let Some((n, v)) = current.take() {
-            push_field(&mut fields, n, &v);
+            push_field(&mut fields, n, v);
         }
         if fields.len() >= MAX_HEADERS {
             break;
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        let Some(colon) = find_byte(line, b':') else {
             continue;
         };
         let name = &line[..colon];
         if name.is_empty() || name.len() > 76 || name.iter().any(|&b| b <= b' ' || b >= 0x7f) {
             continue;
         }
-        if !wanted(name) {
-            // Not a field the classifier reads (Received, DKIM-Signature...):
-            // skipping it saves decoding and copying most of a header block.
+        // Not a field the classifier reads (Received, DKIM-Signature...):
+        // skipping it saves decoding and copying most of a header block.
+        let Some(name) = wanted(name) else {
             continue;
-        }
-        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        };
         current = Some((name, trim_bytes(&line[colon + 1..]).to_vec()));
     }
     if let Some((n, v)) = current.take() {
-        push_field(&mut fields, n, &v);
+        push_field(&mut fields, n, v);
     }
     Headers { fields }
 }
@@ -186,17 +184,44 @@ const WANTED: &[&str] = &[
     "x-zohomail",
 ];
 
-fn wanted(name: &[u8]) -> bool {
-    WANTED
+/// The lowercase name of a field in [`WANTED`] (or an `X-Auto*` field).
+fn wanted(name: &[u8]) -> Option<Cow<'static, str>> {
+    if let Some(w) = WANTED
         .iter()
-        .any(|w| w.len() == name.len() && name.eq_ignore_ascii_case(w.as_bytes()))
-        || (name.len() >= 6 && name[..6].eq_ignore_ascii_case(b"x-auto"))
+        .find(|w| w.len() == name.len() && name.eq_ignore_ascii_case(w.as_bytes()))
+    {
+        return Some(Cow::Borrowed(w));
+    }
+    (name.len() >= 6 && name[..6].eq_ignore_ascii_case(b"x-auto"))
+        .then(|| Cow::Owned(String::from_utf8_lossy(name).to_ascii_lowercase()))
 }
 
-fn push_field(fields: &mut Vec<(String, String)>, name: String, value: &[u8]) {
-    let value = &value[..value.len().min(MAX_HEADER_VALUE)];
-    let text = decode_words(&bytes_to_text(value));
-    fields.push((name, text.trim().to_string()));
+/// Turns a raw (unfolded) value into text: cut, read as UTF-8 or Latin-1
+/// (see [`bytes_to_text`]), RFC 2047 words decoded, trimmed. The common
+/// plain UTF-8 value keeps the buffer it was collected in.
+fn push_field(
+    fields: &mut Vec<(Cow<'static, str>, String)>,
+    name: Cow<'static, str>,
+    value: Vec<u8>,
+) {
+    let mut value = value;
+    value.truncate(MAX_HEADER_VALUE);
+    let text = match String::from_utf8(value) {
+        Ok(s) => s,
+        Err(e) => e.into_bytes().iter().map(|&c| c as char).collect(),
+    };
+    let text = if text.contains("=?") {
+        decode_words(&text)
+    } else {
+        text
+    };
+    let trimmed = text.trim();
+    let text = if trimmed.len() == text.len() {
+        text
+    } else {
+        trimmed.to_string()
+    };
+    fields.push((name, text));
 }
 
 fn trim_bytes(b: &[u8]) -> &[u8] {
@@ -403,6 +428,14 @@ fn split_params(s: &str) -> Vec<&str> {
     out
 }
 
+/// How a part's body is transfer-encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transfer {
+    Identity,
+    Base64,
+    QuotedPrintable,
+}
+
 /// One non-multipart part of a message.
 #[derive(Debug, Clone)]
 pub struct Leaf<'a> {
@@ -411,16 +444,70 @@ pub struct Leaf<'a> {
     pub headers: Headers,
     /// Its content type.
     pub ctype: ContentType,
-    /// Its body, transfer-decoded, at most [`MAX_DECODE`] bytes.
-    pub body: Cow<'a, [u8]>,
     /// Nesting depth (0 = the message itself).
     pub depth: usize,
+    /// The encoded body, already cut to what decodes to at most
+    /// [`MAX_DECODE`] bytes.
+    raw: &'a [u8],
+    transfer: Transfer,
+    /// The decoded body, made on first use: most parts (HTML alternatives,
+    /// attachments, returned originals) are never read.
+    decoded: std::cell::OnceCell<Vec<u8>>,
 }
 
-impl Leaf<'_> {
+impl Transfer {
+    /// From a `Content-Transfer-Encoding` value, leniently.
+    fn of(cte: &str) -> Transfer {
+        let has = |name: &str| {
+            cte.as_bytes()
+                .windows(name.len())
+                .any(|w| w.eq_ignore_ascii_case(name.as_bytes()))
+        };
+        if has("base64") {
+            Transfer::Base64
+        } else if has("quoted-printable") {
+            Transfer::QuotedPrintable
+        } else {
+            Transfer::Identity
+        }
+    }
+}
+
+impl<'a> Leaf<'a> {
+    fn new(
+        headers: Headers,
+        ctype: ContentType,
+        body: &'a [u8],
+        transfer: Transfer,
+        depth: usize,
+    ) -> Self {
+        let cap = match transfer {
+            Transfer::Base64 => MAX_DECODE * 4 / 3 + 4,
+            _ => MAX_DECODE,
+        };
+        Leaf {
+            headers,
+            ctype,
+            depth,
+            raw: &body[..body.len().min(cap)],
+            transfer,
+            decoded: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Its body, transfer-decoded, at most [`MAX_DECODE`] bytes (or a
+    /// little more for base64).
+    pub fn body(&self) -> &[u8] {
+        match self.transfer {
+            Transfer::Identity => self.raw,
+            Transfer::Base64 => self.decoded.get_or_init(|| decode_base64(self.raw)),
+            Transfer::QuotedPrintable => self.decoded.get_or_init(|| decode_qp(self.raw)),
+        }
+    }
+
     /// The body as text (see [`bytes_to_text`]).
     pub fn text(&self) -> Cow<'_, str> {
-        bytes_to_text(&self.body)
+        bytes_to_text(self.body())
     }
 }
 
@@ -460,10 +547,7 @@ pub fn parse(raw: &[u8]) -> Parsed<'_> {
         };
         let fields = if depth == 0 { &headers } else { &part_headers };
         let ctype = ContentType::parse(fields.get("content-type"));
-        let cte = fields
-            .get("content-transfer-encoding")
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let transfer = Transfer::of(fields.get("content-transfer-encoding").unwrap_or(""));
         if ctype.mime.starts_with("multipart/") {
             if depth >= MAX_DEPTH {
                 truncated = true;
@@ -476,31 +560,18 @@ pub fn parse(raw: &[u8]) -> Parsed<'_> {
                     continue;
                 }
                 // No delimiter at all: read the body as plain text.
-                let body = &body[..body.len().min(MAX_DECODE)];
                 let ctype = ContentType::parse(None);
-                leaves.push(Leaf {
-                    headers: part_headers,
+                leaves.push(Leaf::new(
+                    part_headers,
                     ctype,
-                    body: Cow::Borrowed(body),
+                    body,
+                    Transfer::Identity,
                     depth,
-                });
+                ));
                 continue;
             }
         }
-        let capped = &body[..body.len().min(MAX_DECODE * 4 / 3 + 4)];
-        let decoded: Cow<[u8]> = if cte.contains("base64") {
-            Cow::Owned(decode_base64(capped))
-        } else if cte.contains("quoted-printable") {
-            Cow::Owned(decode_qp(&body[..body.len().min(MAX_DECODE)]))
-        } else {
-            Cow::Borrowed(&body[..body.len().min(MAX_DECODE)])
-        };
-        leaves.push(Leaf {
-            headers: part_headers,
-            ctype,
-            body: decoded,
-            depth,
-        });
+        leaves.push(Leaf::new(part_headers, ctype, body, transfer, depth));
     }
     Parsed {
         headers,
@@ -513,33 +584,43 @@ pub fn parse(raw: &[u8]) -> Parsed<'_> {
 /// dropped. An unterminated last part runs to the end.
 fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
     let mut parts = Vec::new();
+    // Headers are split on `\n`, so a boundary never holds one; if it did,
+    // no line could start with it.
+    if find_byte(boundary, b'\n').is_some() {
+        return parts;
+    }
+    let mut delimiter = Vec::with_capacity(boundary.len() + 2);
+    delimiter.extend_from_slice(b"--");
+    delimiter.extend_from_slice(boundary);
+    let finder = memchr::memmem::Finder::new(&delimiter);
     let mut part_start: Option<usize> = None;
-    let mut pos = 0;
-    while pos < body.len() {
-        let end = find_byte(&body[pos..], b'\n').map_or(body.len(), |i| pos + i);
-        let line = &body[pos..end];
-        if line.len() >= 2 + boundary.len()
-            && line.starts_with(b"--")
-            && line[2..].starts_with(boundary)
-        {
-            let tail = &line[2 + boundary.len()..];
-            if let Some(s) = part_start {
-                // The line break before a delimiter belongs to the delimiter.
-                let mut e = pos.saturating_sub(1).max(s);
-                if e > s && body[e - 1] == b'\r' {
-                    e -= 1;
-                }
-                parts.push(&body[s..e]);
-            }
-            if tail.starts_with(b"--") {
-                return parts;
-            }
-            part_start = Some((end + 1).min(body.len()));
-            if parts.len() >= MAX_LEAVES {
-                return parts;
-            }
+    let mut from = 0;
+    // Jump from one occurrence of `--boundary` to the next; only those at
+    // the start of a line are delimiters.
+    while let Some(i) = body.get(from..).and_then(|rest| finder.find(rest)) {
+        let pos = from + i;
+        if pos > 0 && body[pos - 1] != b'\n' {
+            from = pos + 1;
+            continue;
         }
-        pos = end + 1;
+        let end = find_byte(&body[pos..], b'\n').map_or(body.len(), |i| pos + i);
+        let tail = &body[pos + delimiter.len()..end];
+        if let Some(s) = part_start {
+            // The line break before a delimiter belongs to the delimiter.
+            let mut e = pos.saturating_sub(1).max(s);
+            if e > s && body[e - 1] == b'\r' {
+                e -= 1;
+            }
+            parts.push(&body[s..e]);
+        }
+        if tail.starts_with(b"--") {
+            return parts;
+        }
+        part_start = Some((end + 1).min(body.len()));
+        if parts.len() >= MAX_LEAVES {
+            return parts;
+        }
+        from = end + 1;
     }
     if let Some(s) = part_start {
         parts.push(&body[s.min(body.len())..]);
@@ -598,7 +679,7 @@ mod tests {
         let msg = b"Content-Type: multipart/mixed; boundary=\"b\"\n\npre\n--b\nContent-Type: text/plain\n\none\n--b\nContent-Type: message/rfc822\n\nTo: x@y\n\nbody\n--b--\n";
         let p = parse(msg);
         assert_eq!(p.leaves.len(), 2);
-        assert_eq!(&*p.leaves[0].body, b"one");
+        assert_eq!(p.leaves[0].body(), b"one");
         assert_eq!(p.leaves[1].ctype.mime, "message/rfc822");
     }
 }

@@ -57,26 +57,14 @@ const REFINABLE: &[Reason] = &[
     Reason::NetworkError,
 ];
 
-/// Lowercases and collapses whitespace runs to one space.
+/// Lowercases and collapses whitespace runs to one space (none at either
+/// end).
 pub fn normalize(text: &str) -> String {
+    if text.is_ascii() {
+        return normalize_ascii(text.as_bytes());
+    }
     let mut out = String::with_capacity(text.len());
     let mut space = false;
-    if text.is_ascii() {
-        // The common case, byte by byte: several times faster than chars.
-        let mut bytes = Vec::with_capacity(text.len());
-        for &b in text.as_bytes() {
-            if b.is_ascii_whitespace() {
-                space = true;
-                continue;
-            }
-            if space && !bytes.is_empty() {
-                bytes.push(b' ');
-            }
-            space = false;
-            bytes.push(b.to_ascii_lowercase());
-        }
-        return String::from_utf8(bytes).unwrap_or_default();
-    }
     for c in text.chars() {
         if c.is_whitespace() {
             space = true;
@@ -86,9 +74,35 @@ pub fn normalize(text: &str) -> String {
             out.push(' ');
         }
         space = false;
-        out.extend(c.to_lowercase());
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.extend(c.to_lowercase());
+        }
     }
     out
+}
+
+/// [`normalize`] for ASCII text (where only ASCII whitespace counts),
+/// without a branch per byte: every byte is written, and the write
+/// position only moves past a space that follows a non-space.
+fn normalize_ascii(bytes: &[u8]) -> String {
+    let mut out = vec![0u8; bytes.len()];
+    let mut n = 0;
+    let mut after_space = true;
+    for &b in bytes {
+        let space = b.is_ascii_whitespace();
+        if let Some(o) = out.get_mut(n) {
+            *o = if space { b' ' } else { b.to_ascii_lowercase() };
+        }
+        n += usize::from(!(space && after_space));
+        after_space = space;
+    }
+    if after_space && n > 0 {
+        n -= 1;
+    }
+    out.truncate(n);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The reason for one recipient.
@@ -257,6 +271,14 @@ mod tests {
             reason("5.7.1", "Message rejected as spam"),
             Reason::SpamDetected
         );
+    }
+
+    #[test]
+    fn normalize_collapses_and_lowercases() {
+        assert_eq!(normalize("  550 User\r\n\tUNKNOWN  "), "550 user unknown");
+        assert_eq!(normalize(" \t "), "");
+        assert_eq!(normalize("Boîte  PLEINE\u{a0}x"), "boîte pleine x");
+        assert_eq!(normalize("a\u{b}b"), "a\u{b}b");
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! the server's reply, the SMTP command it answered, the reason tables, and
 //! the few provider conventions that override them.
 
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
+
 use super::analyze::cut;
 use super::reason::{self, Evidence, normalize};
 use super::{Reason, Recipient, scan};
@@ -23,11 +27,13 @@ pub(super) fn vendor_reasons(mut recipients: Vec<Recipient>) -> Vec<Recipient> {
             .any(|c| domain == *c || domain.ends_with(&format!(".{c}")));
         let exact_unknown = r.status.as_deref().is_some_and(|s| s.ends_with(".1.1"));
         // Their filter's reply names no address: "550 : User unknown".
-        let diag = normalize(r.diagnostic.as_deref().unwrap_or(""));
-        let anonymous = diag.contains("550 : user unknown") || diag.contains("550: : user unknown");
-        if (anonymous || carrier && domain == "docomo.ne.jp")
-            && r.reason == Reason::UserUnknown
+        let anonymous = || {
+            let diag = normalize(r.diagnostic.as_deref().unwrap_or(""));
+            diag.contains("550 : user unknown") || diag.contains("550: : user unknown")
+        };
+        if r.reason == Reason::UserUnknown
             && !exact_unknown
+            && (carrier && domain == "docomo.ne.jp" || anonymous())
         {
             r.reason = Reason::Filtered;
             r.hard = Some(false);
@@ -74,43 +80,62 @@ pub(super) fn settle_from_context(r: &mut Recipient, context: &str) {
 /// `text`, or nothing when it only repeats the address: a bare address line
 /// says nothing about why delivery failed.
 fn words_beyond(text: String, address: &str) -> String {
-    let rest = text.replace(&address.to_lowercase(), "");
-    if rest.chars().any(char::is_alphanumeric) {
-        text
-    } else {
-        String::new()
+    let address = address.to_lowercase();
+    // Is there a word outside the occurrences of the address?
+    let mut from = 0;
+    let mut beyond = false;
+    for (at, _) in text.match_indices(address.as_str()) {
+        beyond |= text[from..at].chars().any(char::is_alphanumeric);
+        from = at + address.len();
     }
+    beyond |= text[from..].chars().any(char::is_alphanumeric);
+    if beyond { text } else { String::new() }
 }
+
+/// Phrases that name the SMTP command a server rejected, in priority
+/// order (the first that occurs anywhere wins).
+const COMMANDS: &[(&str, &str)] = &[
+    ("end of data", "DATA"),
+    ("data command", "DATA"),
+    ("command data", "DATA"),
+    ("[rcpt_to]", "RCPT"),
+    ("command rcpt", "RCPT"),
+    ("smtp:rcpt", "RCPT"),
+    ("rcpt command", "RCPT"),
+    ("our rcpt", "RCPT"),
+    ("after rcpt", "RCPT"),
+    ("mail command", "MAIL"),
+    ("after data", "DATA"),
+    ("reply to data", "DATA"),
+    (">>> data", "DATA"),
+    ("rcpt to", "RCPT"),
+    (">>> rcpt", "RCPT"),
+    ("mail from", "MAIL"),
+    (">>> mail", "MAIL"),
+    ("initial connection", "CONN"),
+    ("connected to", "CONN"),
+    ("ehlo", "EHLO"),
+    ("helo", "HELO"),
+];
+
+/// [`COMMANDS`] in one automaton: one pass over the text, not one per entry.
+static COMMAND_PHRASES: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(COMMANDS.iter().map(|(p, _)| p))
+        .ok()
+});
 
 /// The SMTP command a diagnostic says was rejected, when it says so.
 fn command(text: &str) -> Option<&'static str> {
-    const COMMANDS: &[(&str, &str)] = &[
-        ("end of data", "DATA"),
-        ("data command", "DATA"),
-        ("command data", "DATA"),
-        ("[rcpt_to]", "RCPT"),
-        ("command rcpt", "RCPT"),
-        ("smtp:rcpt", "RCPT"),
-        ("rcpt command", "RCPT"),
-        ("our rcpt", "RCPT"),
-        ("after rcpt", "RCPT"),
-        ("mail command", "MAIL"),
-        ("after data", "DATA"),
-        ("reply to data", "DATA"),
-        (">>> data", "DATA"),
-        ("rcpt to", "RCPT"),
-        (">>> rcpt", "RCPT"),
-        ("mail from", "MAIL"),
-        (">>> mail", "MAIL"),
-        ("initial connection", "CONN"),
-        ("connected to", "CONN"),
-        ("ehlo", "EHLO"),
-        ("helo", "HELO"),
-    ];
-    COMMANDS
-        .iter()
-        .find(|(p, _)| text.contains(p))
-        .map(|(_, c)| *c)
+    let first = match COMMAND_PHRASES.as_ref() {
+        Some(ac) => ac
+            .find_overlapping_iter(text)
+            .map(|m| m.pattern().as_usize())
+            .min(),
+        None => COMMANDS.iter().position(|(p, _)| text.contains(p)),
+    };
+    first.map(|i| COMMANDS[i].1)
 }
 
 /// Builds one recipient from what we know. `diagnostic` is the server's
@@ -132,10 +157,11 @@ pub(super) fn recipient(
     } else {
         format!("{diag_norm} {more_norm}")
     };
-    let text_status = scan::status_code(&diag_norm).or_else(|| scan::status_code(&more_norm));
+    let diag_code = scan::status_code(&diag_norm);
+    let text_status = diag_code.or_else(|| scan::status_code(&more_norm));
     // The server's own code in its reply is more precise than a Status
     // field the reporting MTA filled in, unless it is the generic x.0.0.
-    let diag_status = scan::status_code(&diag_norm).filter(|s| !s.ends_with(".0.0"));
+    let diag_status = diag_code.filter(|s| !s.ends_with(".0.0"));
     let status = match status {
         Some(s) if s.ends_with(".0.0") => text_status.or(Some(s)),
         Some(s) => diag_status.or(Some(s)),
@@ -187,7 +213,9 @@ pub(super) fn recipient(
         Reason::Expired,
         Reason::NetworkError,
     ];
-    if vague.contains(&reason) || diag_norm.is_empty() {
+    // (When the wider text is the diagnostic itself, the answer would be
+    // the same: skip the second scan.)
+    if (vague.contains(&reason) || diag_norm.is_empty()) && text != diag_norm {
         ev.text = &text;
         let wider = reason::decide(&ev);
         if !matches!(wider, Reason::OnHold | Reason::Undefined) {

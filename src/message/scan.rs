@@ -19,7 +19,7 @@ pub fn addresses(text: &str) -> Vec<(usize, String)> {
     let b = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
-    while let Some(off) = b[i..].iter().position(|&c| c == b'@') {
+    while let Some(off) = memchr::memchr(b'@', &b[i..]) {
         let at = i + off;
         i = at + 1;
         let mut s = at;
@@ -63,7 +63,11 @@ pub fn addresses(text: &str) -> Vec<(usize, String)> {
         if local.ends_with('.') && !quoted {
             continue;
         }
-        out.push((s, format!("{}@{}", local, domain.to_ascii_lowercase())));
+        let mut address = String::with_capacity(local.len() + 1 + domain.len());
+        address.push_str(local);
+        address.push('@');
+        address.extend(domain.chars().map(|c| c.to_ascii_lowercase()));
+        out.push((s, address));
     }
     out
 }

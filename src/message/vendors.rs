@@ -194,10 +194,11 @@ pub fn bounce_signs(h: &Headers, text_lower: &str) -> Option<&'static str> {
     let from = h.get("from").unwrap_or("").to_ascii_lowercase();
     let from_addr = scan::header_address(&from).unwrap_or_default();
     let local = from_addr.split('@').next().unwrap_or("");
-    let daemon = DAEMON_LOCALS
-        .iter()
-        .any(|d| local == *d || local.starts_with(&format!("{d}-")))
-        || from.contains("mailer-daemon")
+    let daemon = DAEMON_LOCALS.iter().any(|d| {
+        local
+            .strip_prefix(d)
+            .is_some_and(|t| t.is_empty() || t.starts_with('-'))
+    }) || from.contains("mailer-daemon")
         || from.contains("mail delivery")
         || from.contains("postmaster");
     let subject = h.get("subject").unwrap_or("").to_lowercase();
@@ -325,7 +326,9 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
         }
         let l = line.trim_start();
         if SKIP_LINE_PREFIXES.iter().any(|p| starts_with_ci(l, p))
-            || l.to_ascii_lowercase().contains("mailto:")
+            || l.as_bytes()
+                .windows(7)
+                .any(|w| w.eq_ignore_ascii_case(b"mailto:"))
         {
             continue;
         }

@@ -114,16 +114,15 @@ impl Fingerprint {
         let mut h = sha2::Sha256::new();
         let mut rest = raw;
         if rest.starts_with(b"From ") {
-            rest = rest
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(&[][..], |i| &rest[i + 1..]);
+            rest = memchr::memchr(b'\n', rest).map_or(&[][..], |i| &rest[i + 1..]);
         }
-        while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
-            h.update(&rest[..i]);
-            rest = &rest[i + 1..];
+        // Hash the runs between CRs that end a line (SIMD search).
+        let mut from = 0;
+        for i in memchr::memmem::find_iter(rest, b"\r\n") {
+            h.update(&rest[from..i]);
+            from = i + 1;
         }
-        h.update(rest);
+        h.update(&rest[from..]);
         Fingerprint(h.finalize().into())
     }
 
