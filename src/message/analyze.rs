@@ -473,7 +473,9 @@ fn from_dsn(
                 rc.reason = again.reason;
                 rc.hard = again.hard;
             }
-            settle_from_context(&mut rc, extra);
+            if one && matches!(rc.reason, Reason::UserUnknown | Reason::Filtered) {
+                settle_from_context(&mut rc, error_lower.as_str());
+            }
             if let Some(reason) = r.category.as_deref().and_then(providers::powermta_category) {
                 providers::set_reason(&mut rc, reason);
             }
