@@ -667,7 +667,7 @@ mod tests {
         let p = parse(msg);
         assert_eq!(p.headers.get("subject"), Some("s"));
         assert_eq!(p.leaves.len(), 1);
-        assert_eq!(&*p.leaves[0].body, b"one");
+        assert_eq!(p.leaves[0].body(), b"one");
         // A line without ':' after a field that does not end in ';' is
         // still dropped, not glued on.
         let h = parse_headers(b"Subject: a\nnonsense=1\n");
