@@ -7,9 +7,9 @@
 //! ledger is skipped, so a run that died anywhere is completed by the next.
 //!
 //! Batches are pipelined so that both cores stay busy: while batch k is
-//! classified on worker threads, this thread commits batch k-1, removes
-//! what that commit recorded, and looks up batch k+1 in the ledger (or reads
-//! the next files); meanwhile the mailbox's own worker reads batch k+1 from
+//! classified on worker threads, this thread looks up batch k+1 in the
+//! ledger (or reads the next files), commits batch k-1 and removes what that
+//! commit recorded; meanwhile the mailbox's own worker reads batch k+1 from
 //! the server (`mailbox::ahead`). A remove still only ever follows the
 //! commit of what it removes.
 
@@ -282,9 +282,15 @@ impl Run<'_> {
                     }
                 }
             };
-            // While this batch is classified: commit and remove the previous
-            // one, and look up the next.
+            // While this batch is classified: look up the next one, then
+            // commit and remove the previous one. (The remove waits for the
+            // mailbox's read-ahead of the next batch; once the lookup is
+            // done, that batch can be asked for as soon as it is read.)
             let (verdicts, meanwhile) = classify_while(site, &raws, || {
+                let planned = chunks
+                    .get(i)
+                    .map(|c| self.look_up(site, &name, &refs[c.clone()], &removable))
+                    .transpose()?;
                 if let Some(prev) = waiting.take() {
                     self.record(
                         site,
@@ -295,10 +301,7 @@ impl Run<'_> {
                         &mut progress,
                     )?;
                 }
-                chunks
-                    .get(i)
-                    .map(|c| self.look_up(site, &name, &refs[c.clone()], &removable))
-                    .transpose()
+                Ok::<_, SiteError>(planned)
             });
             next = meanwhile?;
             drop(raws);
