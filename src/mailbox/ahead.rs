@@ -1,12 +1,16 @@
-//! Read-ahead for a mailbox whose protocol library cannot pipeline (IMAP on
-//! the `imap` crate): the session runs on its own thread, and as soon as a
-//! batch has been handed over, the next batch in list order is fetched while
-//! the caller classifies and records this one.
+//! Read-ahead for server mailboxes (POP3 and IMAP): the session runs on its
+//! own thread, and as soon as a batch has been handed over, the next batch in
+//! list order is fetched (read, decrypted, unstuffed) on that thread while
+//! the caller classifies and records this one, on the other cores.
 //!
-//! The order of operations on the server is unchanged (a `remove` still
-//! follows the commit that allows it); only a fetch is started early. At
-//! most one batch is read ahead, so memory stays bounded. (POP3 does the same
-//! without a thread: it pipelines the next RETRs, see `pop3/session.rs`.)
+//! The order of operations on the server is unchanged: the worker runs
+//! commands strictly in the order they were asked for, and `ops::check`
+//! asks for a `remove` only after the commit that allows it returned; only a
+//! fetch is started early. At most one batch is read ahead, so memory stays
+//! bounded (two batches: the one being recorded and the next). A failed
+//! read-ahead ends the session: the next call reports it, and every later
+//! one fails (a pipelined POP3 session that failed mid-window still has
+//! replies on the wire that no later command must take for its own).
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -43,6 +47,10 @@ pub struct ReadAhead {
     pending: Option<Vec<MessageRef>>,
     /// Messages read ahead and not yet asked for.
     ready: HashMap<u32, Vec<u8>>,
+    /// The read-ahead failure, until a call reports it.
+    failure: Option<Error>,
+    /// A read-ahead failed: the session is unusable.
+    broken: bool,
 }
 
 impl ReadAhead {
@@ -60,11 +68,13 @@ impl ReadAhead {
             listed: Vec::new(),
             pending: None,
             ready: HashMap::new(),
+            failure: None,
+            broken: false,
         }
     }
 
     fn call(&mut self, job: Job) -> Result<Reply, Error> {
-        self.settle();
+        self.settle()?;
         self.jobs.send(job).map_err(|_| self.gone())?;
         self.replies.recv().map_err(|_| self.gone())?
     }
@@ -76,17 +86,32 @@ impl ReadAhead {
         }
     }
 
-    /// Collects the read-ahead fetch. Its failure is not reported here: if
-    /// the session is broken the next real command fails and says so; if a
-    /// message merely vanished, it is fetched again and reported then.
-    fn settle(&mut self) {
-        if let Some(refs) = self.pending.take()
-            && let Ok(Ok(Reply::Fetched(bodies))) = self.replies.recv()
-        {
-            for (r, body) in refs.iter().zip(bodies) {
-                self.ready.insert(r.handle, body);
+    /// Collects the read-ahead fetch; its failure (or an earlier one) is
+    /// this call's.
+    fn settle(&mut self) -> Result<(), Error> {
+        if let Some(refs) = self.pending.take() {
+            match self.replies.recv() {
+                Ok(Ok(Reply::Fetched(bodies))) => {
+                    for (r, body) in refs.iter().zip(bodies) {
+                        self.ready.insert(r.handle, body);
+                    }
+                }
+                Ok(Err(e)) => self.failure = Some(e),
+                Ok(Ok(_)) | Err(_) => self.failure = Some(self.gone()),
             }
         }
+        if let Some(e) = self.failure.take() {
+            self.broken = true;
+            self.ready.clear();
+            return Err(e);
+        }
+        if self.broken {
+            return Err(Error::Temporary {
+                server: self.describe.clone(),
+                reason: "the session ended after an earlier failure".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Starts fetching the batch listed after `last`.
@@ -147,7 +172,7 @@ impl Mailbox for ReadAhead {
     }
 
     fn fetch(&mut self, refs: &[MessageRef]) -> Result<Vec<Vec<u8>>, Error> {
-        self.settle();
+        self.settle()?;
         let missing: Vec<MessageRef> = refs
             .iter()
             .filter(|r| !self.ready.contains_key(&r.handle))
@@ -181,7 +206,9 @@ impl Mailbox for ReadAhead {
 
     fn finish(mut self: Box<Self>) -> Result<(), Error> {
         let result = self.call(Job::Finish).map(drop);
-        if let Some(worker) = self.worker.take() {
+        // After a failure the worker may never have got `Finish`: it ends
+        // when `jobs` is dropped, with no QUIT or EXPUNGE.
+        if let (Ok(()), Some(worker)) = (&result, self.worker.take()) {
             let _ = worker.join();
         }
         result
@@ -194,9 +221,11 @@ mod tests {
 
     use super::*;
 
-    /// An in-memory mailbox that logs the calls it gets.
+    /// An in-memory mailbox that logs the calls it gets; fetching message
+    /// `fail_at` fails (as a dropped connection would).
     struct Fake {
         messages: u32,
+        fail_at: Option<u32>,
         log: Arc<Mutex<Vec<String>>>,
     }
 
@@ -219,6 +248,12 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push(format!("fetch {}", handles.join(",")));
+            if refs.iter().any(|r| Some(r.handle) == self.fail_at) {
+                return Err(Error::Temporary {
+                    server: "fake".into(),
+                    reason: "connection dropped during RETR".into(),
+                });
+            }
             Ok(refs
                 .iter()
                 .map(|r| format!("m{}", r.handle).into_bytes())
@@ -239,9 +274,14 @@ mod tests {
     }
 
     fn ahead(messages: u32) -> (Box<ReadAhead>, Arc<Mutex<Vec<String>>>) {
+        failing(messages, None)
+    }
+
+    fn failing(messages: u32, fail_at: Option<u32>) -> (Box<ReadAhead>, Arc<Mutex<Vec<String>>>) {
         let log = Arc::new(Mutex::new(Vec::new()));
         let fake = Fake {
             messages,
+            fail_at,
             log: log.clone(),
         };
         (Box::new(ReadAhead::new(Box::new(fake))), log)
@@ -283,5 +323,34 @@ mod tests {
         m.fetch(&refs[..1]).unwrap();
         assert_eq!(m.pending.as_ref().map(Vec::len), Some(AHEAD_MESSAGES));
         m.finish().unwrap();
+    }
+
+    #[test]
+    fn failed_read_ahead_is_reported_by_the_next_call_and_ends_the_session() {
+        let (mut m, log) = failing(3, Some(2));
+        let refs = m.list().unwrap();
+        m.fetch(&refs[..1]).unwrap();
+        // Message 1 is recorded; its removal meets the read-ahead failure
+        // and is not sent: the session may be out of step with its replies.
+        let e = m.remove(&refs[..1]).unwrap_err();
+        assert!(e.to_string().contains("during RETR"), "{e}");
+        assert!(m.fetch(&refs[1..]).is_err());
+        assert!(m.remove(&refs[..1]).is_err());
+        assert!(m.finish().is_err());
+        assert_eq!(*log.lock().unwrap(), ["fetch 1", "fetch 2,3"]);
+    }
+
+    #[test]
+    fn remove_is_run_only_when_asked_in_order_with_fetches() {
+        let (mut m, log) = ahead(4);
+        let refs = m.list().unwrap();
+        m.fetch(&refs[..2]).unwrap();
+        m.fetch(&refs[2..]).unwrap();
+        m.remove(&refs[..2]).unwrap();
+        m.finish().unwrap();
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["fetch 1,2", "fetch 3,4", "remove 1,2", "finish"]
+        );
     }
 }

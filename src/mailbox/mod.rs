@@ -62,7 +62,7 @@ impl ExitCode for Error {
 /// anything is deleted); [`BATCH_BYTES`] keeps memory bounded.
 pub const BATCH_MESSAGES: usize = 1000;
 /// Bytes per batch (at least one message): bounds memory however large the
-/// mailbox. Read-ahead holds at most one further batch.
+/// mailbox. Read-ahead (`ahead`) holds at most one further batch.
 pub const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
 /// One message on a server, as listed.
@@ -94,10 +94,13 @@ pub trait Mailbox {
 }
 
 /// Connects and logs in to a site's mailbox (TLS and authentication per the
-/// site's settings).
+/// site's settings). The session runs on a worker thread that reads the
+/// next batch ahead ([`ahead::ReadAhead`]).
 pub fn open(settings: &crate::config::Mailbox) -> Result<Box<dyn Mailbox>, Error> {
     Ok(match settings.protocol {
-        crate::config::Protocol::Pop3 => Box::new(pop3::open(settings)?),
+        crate::config::Protocol::Pop3 => Box::new(ahead::ReadAhead::new(Box::new(
+            pop3::open(settings)?.without_read_ahead(),
+        ))),
         crate::config::Protocol::Imap => imap::open(settings)?,
     })
 }

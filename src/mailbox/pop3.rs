@@ -73,7 +73,8 @@ impl Capabilities {
 
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Pipelined commands per window: about 1.5 KB of RETRs or DELEs.
+/// Pipelined commands per window: about 1.5 KB of RETRs or DELEs (RETR
+/// keeps two windows in flight).
 pub const PIPELINE_WINDOW: usize = 100;
 
 impl<S: Read + Write> Client<S> {
@@ -228,11 +229,23 @@ impl<S: Read + Write> Client<S> {
     }
 
     /// RETR of each message, pipelined when allowed; byte-exact contents.
+    ///
+    /// Pipelined, the next window of RETRs is sent before this window's
+    /// replies are read, so the server always has the next command when it
+    /// finishes a message: at most two windows (about 3 KB) are unanswered.
     pub fn retr_many(&mut self, numbers: &[u32], sizes: &[u64]) -> Result<Vec<Vec<u8>>, Failure> {
         let mut out = Vec::with_capacity(numbers.len());
-        for (w, window) in numbers.chunks(self.window()).enumerate() {
-            if self.pipelining {
-                self.send_retr(window)?;
+        let windows: Vec<&[u32]> = numbers.chunks(self.window()).collect();
+        if self.pipelining
+            && let Some(first) = windows.first()
+        {
+            self.send_retr(first)?;
+        }
+        for (w, window) in windows.iter().enumerate() {
+            if self.pipelining
+                && let Some(next) = windows.get(w + 1)
+            {
+                self.send_retr(next)?;
             }
             for (i, &n) in window.iter().enumerate() {
                 if !self.pipelining {

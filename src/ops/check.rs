@@ -5,6 +5,13 @@
 //! counters, events, blocks), and only then are the recorded messages removed
 //! from the server. A message whose source identity or fingerprint is in the
 //! ledger is skipped, so a run that died anywhere is completed by the next.
+//!
+//! Batches are pipelined so that both cores stay busy: while batch k is
+//! classified on worker threads, this thread looks up batch k+1 in the
+//! ledger (or reads the next files), commits batch k-1 and removes what that
+//! commit recorded; meanwhile the mailbox's own worker reads batch k+1 from
+//! the server (`mailbox::ahead`). A remove still only ever follows the
+//! commit of what it removes.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,7 +19,7 @@ use std::time::Duration;
 use crate::config::{After, Config, Site};
 use crate::exit::{Exit, ExitCode};
 use crate::mailbox::local::{LocalMessage, Source};
-use crate::mailbox::{self, BATCH_BYTES, BATCH_MESSAGES, MessageRef};
+use crate::mailbox::{self, BATCH_BYTES, BATCH_MESSAGES, Mailbox, MessageRef};
 use crate::message::{self, Classification, Kind};
 use crate::report::{Action, MessageReport, Summary};
 use crate::store::{Fingerprint, Item, RunLock, Store};
@@ -148,6 +155,21 @@ struct Run<'a> {
     report: &'a mut Report,
 }
 
+/// A batch of server messages: looked up in the ledger, then fetched and
+/// classified, waiting for its commit.
+struct Planned {
+    /// Reports of the messages already recorded, shown with the batch.
+    seen: Vec<MessageReport>,
+    /// Already recorded and to be removed per `after`.
+    seen_remove: Vec<MessageRef>,
+    /// Not recorded yet: to fetch.
+    to_fetch: Vec<MessageRef>,
+    /// The fetched messages, classified.
+    batch: Vec<Pending>,
+    /// Listed messages in the batch, for progress.
+    listed: u64,
+}
+
 /// A message fetched and classified, waiting for its batch to commit.
 struct Pending {
     uid: Option<String>,
@@ -158,44 +180,72 @@ struct Pending {
 }
 
 impl Run<'_> {
-    fn local(&mut self, site: &Site, source: Source) -> Result<(), super::Error> {
+    fn local(&mut self, site: &Site, mut source: Source) -> Result<(), super::Error> {
         let name = source.name().to_string();
-        let mut uids: Vec<Option<String>> = Vec::new();
-        let mut raws: Vec<Vec<u8>> = Vec::new();
+        let mut next = self.read_batch(&name, &mut source);
+        let mut waiting: Option<Vec<Pending>> = None;
+        while !next.1.is_empty() {
+            let (uids, raws) = std::mem::take(&mut next);
+            // Commit the previous batch and read the next while this one is
+            // classified.
+            let (verdicts, committed) = classify_while(site, &raws, || {
+                if let Some(batch) = waiting.take() {
+                    self.commit(site, &name, batch, None)?;
+                }
+                next = self.read_batch(&name, &mut source);
+                Ok::<(), crate::store::Error>(())
+            });
+            committed?;
+            drop(raws);
+            waiting = Some(assemble(uids, verdicts, None));
+        }
+        if let Some(batch) = waiting {
+            self.commit(site, &name, batch, None)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the next batch of a local source (empty at its end); files
+    /// that cannot be read are reported here.
+    fn read_batch(
+        &mut self,
+        name: &str,
+        source: &mut Source,
+    ) -> (Vec<Option<String>>, Vec<Vec<u8>>) {
+        let (mut uids, mut raws) = (Vec::new(), Vec::new());
         let mut bytes = 0u64;
-        for msg in source {
-            match msg {
-                Ok(LocalMessage { uid, bytes: raw }) => {
+        while raws.len() < BATCH_MESSAGES && bytes < BATCH_BYTES {
+            match source.next() {
+                None => break,
+                Some(Ok(LocalMessage { uid, bytes: raw })) => {
                     bytes += raw.len() as u64;
                     uids.push(uid);
                     raws.push(raw);
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     self.observer.problem(&e.to_string());
                     self.report.fail(e.exit());
                     self.report.summary.messages += 1;
                     self.observer
-                        .message(&error_report(&name, None, &e.to_string()));
+                        .message(&error_report(name, None, &e.to_string()));
                 }
             }
-            if raws.len() >= BATCH_MESSAGES || bytes >= BATCH_BYTES {
-                let batch = pending(
-                    site,
-                    std::mem::take(&mut uids),
-                    std::mem::take(&mut raws),
-                    None,
-                );
-                self.commit(site, &name, batch, None)?;
-                bytes = 0;
-            }
         }
-        let batch = pending(site, uids, raws, None);
-        self.commit(site, &name, batch, None)?;
-        Ok(())
+        (uids, raws)
     }
 
     fn server(&mut self, site: &Site, settings: &crate::config::Mailbox) -> Result<(), SiteError> {
-        let mut mb = mailbox::open(settings)?;
+        let mb = mailbox::open(settings)?;
+        self.session(site, settings, mb)
+    }
+
+    /// Processes a logged-in mailbox.
+    fn session(
+        &mut self,
+        site: &Site,
+        settings: &crate::config::Mailbox,
+        mut mb: Box<dyn Mailbox>,
+    ) -> Result<(), SiteError> {
         let name = format!("{}:{}", site.name, mb.describe());
         let refs = mb.list()?;
         let total = refs.len() as u64;
@@ -207,73 +257,146 @@ impl Run<'_> {
         let removable = |kind: Kind| {
             settings.after != After::Keep && (kind != Kind::NotBounce || site.delete_unrecognized)
         };
-        let mut done = 0u64;
-        let mut start = 0;
-        while start < refs.len() {
-            // A batch: bounded in count and bytes (at least one message).
-            let mut end = start;
-            let mut bytes = 0u64;
-            while end < refs.len()
-                && end - start < BATCH_MESSAGES
-                && (end == start || bytes + refs[end].size <= BATCH_BYTES)
-            {
-                bytes += refs[end].size;
-                end += 1;
-            }
-            let chunk = &refs[start..end];
-            start = end;
-
-            let mut to_fetch = Vec::new();
-            let mut seen_remove = Vec::new();
-            for r in chunk {
-                let known = match self.store.as_deref() {
-                    Some(store) => store.lookup_uid(&site.name, &r.uid)?,
-                    None => None,
-                };
-                match known {
-                    Some(kind) => {
-                        self.report.summary.messages += 1;
-                        self.report.summary.already_seen += 1;
-                        if removable(kind) {
-                            seen_remove.push(r.clone());
-                        }
-                        self.observer.message(&MessageReport {
-                            kind_tag: "message",
-                            source: name.clone(),
-                            uid: Some(r.uid.clone()),
-                            message_id: None,
-                            kind: Some(kind),
-                            recipients: Vec::new(),
-                            action_taken: Action::AlreadySeen,
-                            note: None,
-                        });
-                    }
-                    None => to_fetch.push(r.clone()),
-                }
-            }
+        let chunks = batches(&refs);
+        let mut progress = (0u64, total);
+        let mut next = match chunks.first() {
+            Some(c) => Some(self.look_up(site, &name, &refs[c.clone()], &removable)?),
+            None => None,
+        };
+        let mut waiting: Option<Planned> = None;
+        for i in 1..=chunks.len() {
+            let Some(mut plan) = next.take() else { break };
+            let to_fetch = std::mem::take(&mut plan.to_fetch);
             let raws = if to_fetch.is_empty() {
                 Vec::new()
             } else {
-                mb.fetch(&to_fetch)?
-            };
-            let uids = to_fetch.iter().map(|r| Some(r.uid.clone())).collect();
-            let batch = pending(site, uids, raws, Some(to_fetch));
-            let removed = self.commit(site, &name, batch, Some(&removable))?;
-            if let Some(store) = self.store.as_deref_mut() {
-                let mut remove: Vec<MessageRef> = seen_remove;
-                remove.extend(removed);
-                if !remove.is_empty() {
-                    store.sync()?; // the commit is on disk before anything is deleted
-                    mb.remove(&remove)?;
-                    self.report.summary.deleted += remove.len() as u64;
+                match mb.fetch(&to_fetch) {
+                    Ok(raws) => raws,
+                    Err(e) => {
+                        // The session is broken: keep what was classified,
+                        // remove nothing.
+                        if let Some(prev) = waiting.take() {
+                            self.record(site, &name, prev, None, &removable, &mut progress)?;
+                        }
+                        return Err(e.into());
+                    }
                 }
-            }
-            done += chunk.len() as u64;
-            self.observer.progress(&site.name, done, total);
+            };
+            // While this batch is classified: look up the next one, then
+            // commit and remove the previous one. (The remove waits for the
+            // mailbox's read-ahead of the next batch; once the lookup is
+            // done, that batch can be asked for as soon as it is read.)
+            let (verdicts, meanwhile) = classify_while(site, &raws, || {
+                let planned = chunks
+                    .get(i)
+                    .map(|c| self.look_up(site, &name, &refs[c.clone()], &removable))
+                    .transpose()?;
+                if let Some(prev) = waiting.take() {
+                    self.record(
+                        site,
+                        &name,
+                        prev,
+                        Some(mb.as_mut()),
+                        &removable,
+                        &mut progress,
+                    )?;
+                }
+                Ok::<_, SiteError>(planned)
+            });
+            next = meanwhile?;
+            drop(raws);
+            let uids = to_fetch.iter().map(|r| Some(r.uid.clone())).collect();
+            plan.batch = assemble(uids, verdicts, Some(to_fetch));
+            waiting = Some(plan);
+        }
+        if let Some(prev) = waiting {
+            self.record(
+                site,
+                &name,
+                prev,
+                Some(mb.as_mut()),
+                &removable,
+                &mut progress,
+            )?;
         }
         mb.finish()?;
         self.observer
             .info(&format!("site {}: session closed", site.name));
+        Ok(())
+    }
+
+    /// Looks up a batch of listed messages in the ledger: the ones already
+    /// recorded are reported with the batch, the others are to be fetched.
+    fn look_up(
+        &mut self,
+        site: &Site,
+        name: &str,
+        chunk: &[MessageRef],
+        removable: &dyn Fn(Kind) -> bool,
+    ) -> Result<Planned, SiteError> {
+        let mut plan = Planned {
+            seen: Vec::new(),
+            seen_remove: Vec::new(),
+            to_fetch: Vec::new(),
+            batch: Vec::new(),
+            listed: chunk.len() as u64,
+        };
+        for r in chunk {
+            let known = match self.store.as_deref() {
+                Some(store) => store.lookup_uid(&site.name, &r.uid)?,
+                None => None,
+            };
+            match known {
+                Some(kind) => {
+                    if removable(kind) {
+                        plan.seen_remove.push(r.clone());
+                    }
+                    plan.seen.push(MessageReport {
+                        kind_tag: "message",
+                        source: name.to_string(),
+                        uid: Some(r.uid.clone()),
+                        message_id: None,
+                        kind: Some(kind),
+                        recipients: Vec::new(),
+                        action_taken: Action::AlreadySeen,
+                        note: None,
+                    });
+                }
+                None => plan.to_fetch.push(r.clone()),
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Reports a classified batch, commits it, and only then removes from
+    /// `mb` what the commit recorded (and what was already recorded); with
+    /// no `mb` (the session failed), nothing is removed.
+    fn record(
+        &mut self,
+        site: &Site,
+        name: &str,
+        plan: Planned,
+        mb: Option<&mut dyn Mailbox>,
+        removable: &dyn Fn(Kind) -> bool,
+        (done, total): &mut (u64, u64),
+    ) -> Result<(), SiteError> {
+        for report in &plan.seen {
+            self.report.summary.messages += 1;
+            self.report.summary.already_seen += 1;
+            self.observer.message(report);
+        }
+        let removed = self.commit(site, name, plan.batch, mb.is_some().then_some(removable))?;
+        if let (Some(mb), Some(store)) = (mb, self.store.as_deref_mut()) {
+            let mut remove: Vec<MessageRef> = plan.seen_remove;
+            remove.extend(removed);
+            if !remove.is_empty() {
+                store.sync()?; // the commit is on disk before anything is deleted
+                mb.remove(&remove)?;
+                self.report.summary.deleted += remove.len() as u64;
+            }
+        }
+        *done += plan.listed;
+        self.observer.progress(&site.name, *done, *total);
         Ok(())
     }
 
@@ -348,38 +471,68 @@ impl Run<'_> {
     }
 }
 
-/// Fingerprints and classifies a batch, spread over the machine's cores
-/// (the classifier is pure, so messages are independent), keeping order.
-/// `refs` are the server messages the raw bytes came from, if any.
-fn pending(
+/// Splits the listing into batches bounded in count and bytes (each at
+/// least one message).
+fn batches(refs: &[MessageRef]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < refs.len() {
+        let mut end = start;
+        let mut bytes = 0u64;
+        while end < refs.len()
+            && end - start < BATCH_MESSAGES
+            && (end == start || bytes + refs[end].size <= BATCH_BYTES)
+        {
+            bytes += refs[end].size;
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+/// Fingerprints and classifies a batch on worker threads (the classifier is
+/// pure, so messages are independent), keeping order, while `meanwhile`
+/// runs on this thread.
+fn classify_while<T>(
     site: &Site,
-    uids: Vec<Option<String>>,
-    raws: Vec<Vec<u8>>,
-    refs: Option<Vec<MessageRef>>,
-) -> Vec<Pending> {
+    raws: &[Vec<u8>],
+    meanwhile: impl FnOnce() -> T,
+) -> (Vec<(Fingerprint, Classification)>, T) {
+    if raws.is_empty() {
+        return (Vec::new(), meanwhile());
+    }
     let opts = message::Options {
         verp: site.verp.clone(),
     };
-    let one = |raw: &Vec<u8>| (Fingerprint::of(raw), message::classify(raw, &opts));
+    let opts = &opts;
+    let one = move |raw: &Vec<u8>| (Fingerprint::of(raw), message::classify(raw, opts));
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
-    let verdicts: Vec<(Fingerprint, Classification)> = if workers < 2 || raws.len() < 8 {
-        raws.iter().map(one).collect()
-    } else {
-        let chunk = raws.len().div_ceil(workers);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = raws
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        })
-    };
-    drop(raws);
+    let chunk = raws.len().div_ceil(workers).max(8);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = raws
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        let during = meanwhile();
+        let verdicts = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect();
+        (verdicts, during)
+    })
+}
+
+/// Pairs each message's identity with its verdict. `refs` are the server
+/// messages the raw bytes came from, if any.
+fn assemble(
+    uids: Vec<Option<String>>,
+    verdicts: Vec<(Fingerprint, Classification)>,
+    refs: Option<Vec<MessageRef>>,
+) -> Vec<Pending> {
     let mut refs = refs.map(Vec::into_iter);
     uids.into_iter()
         .zip(verdicts)
@@ -406,5 +559,154 @@ fn error_report(source: &str, uid: Option<String>, note: &str) -> MessageReport 
         recipients: Vec::new(),
         action_taken: Action::Error,
         note: Some(note.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::mailbox::Error as MailboxError;
+    use crate::mailbox::ahead::ReadAhead;
+
+    /// A mailbox that, at each `remove`, checks from a second database
+    /// connection (which sees only committed data) that every message is
+    /// already recorded. Fetching message `fail_at` fails.
+    struct Witness {
+        db: PathBuf,
+        site: String,
+        messages: u32,
+        fail_at: Option<u32>,
+        /// What happened, in order; "UNRECORDED n" is a broken guarantee.
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Mailbox for Witness {
+        fn describe(&self) -> String {
+            "witness".into()
+        }
+        fn list(&mut self) -> Result<Vec<MessageRef>, MailboxError> {
+            Ok((1..=self.messages)
+                .map(|n| MessageRef {
+                    uid: format!("pop3:u@h:{n}"),
+                    size: 60,
+                    handle: n,
+                })
+                .collect())
+        }
+        fn fetch(&mut self, refs: &[MessageRef]) -> Result<Vec<Vec<u8>>, MailboxError> {
+            if refs.iter().any(|r| Some(r.handle) == self.fail_at) {
+                return Err(MailboxError::Temporary {
+                    server: "witness".into(),
+                    reason: "connection dropped during RETR".into(),
+                });
+            }
+            Ok(refs
+                .iter()
+                .map(|r| format!("Subject: n{0}\r\n\r\nhello {0}\r\n", r.handle).into_bytes())
+                .collect())
+        }
+        fn remove(&mut self, refs: &[MessageRef]) -> Result<(), MailboxError> {
+            let store = Store::open_existing(&self.db).unwrap().unwrap();
+            let mut log = self.log.lock().unwrap();
+            for r in refs {
+                match store.lookup_uid(&self.site, &r.uid) {
+                    Ok(Some(_)) => log.push(format!("removed {}", r.handle)),
+                    _ => log.push(format!("UNRECORDED {}", r.handle)),
+                }
+            }
+            Ok(())
+        }
+        fn finish(self: Box<Self>) -> Result<(), MailboxError> {
+            self.log.lock().unwrap().push("finish".into());
+            Ok(())
+        }
+    }
+
+    struct Quiet;
+    impl Observer for Quiet {
+        fn message(&mut self, _: &MessageReport) {}
+        fn problem(&mut self, _: &str) {}
+    }
+
+    fn config(dir: &Path) -> Config {
+        let text = r#"
+[[site]]
+name = "w"
+delete_unrecognized = true
+[site.mailbox]
+protocol = "pop3"
+host = "127.0.0.1"
+username = "u"
+password_env = "BOUNCECTL_TEST_UNUSED"
+after = "delete"
+"#;
+        Config::parse(&dir.join("config.toml"), text).unwrap()
+    }
+
+    /// Runs one session over a [`Witness`] behind the read-ahead worker, as
+    /// `check` does; returns the report, the log and the run's error.
+    fn run_witness(messages: u32, fail_at: Option<u32>) -> (Summary, Vec<String>, Option<Exit>) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("b.db");
+        let config = config(dir.path());
+        let site = &config.sites[0];
+        let mut store = Store::open(&db).unwrap();
+        let opts = Options {
+            paths: Vec::new(),
+            site: None,
+            dry_run: false,
+            db: db.clone(),
+            wait: Duration::from_secs(1),
+            now: 1_700_000_000,
+        };
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let witness = Witness {
+            db: db.clone(),
+            site: site.name.clone(),
+            messages,
+            fail_at,
+            log: log.clone(),
+        };
+        let mut report = Report::default();
+        let mut quiet = Quiet;
+        let mut run = Run {
+            config: &config,
+            opts: &opts,
+            store: Some(&mut store),
+            observer: &mut quiet,
+            report: &mut report,
+        };
+        let settings = site.mailbox.as_ref().unwrap();
+        let mb = Box::new(ReadAhead::new(Box::new(witness)));
+        let exit = run.session(site, settings, mb).err().map(|e| e.exit());
+        let log = log.lock().unwrap().clone();
+        (report.summary, log, exit)
+    }
+
+    #[test]
+    fn pipelined_batches_remove_only_what_is_already_committed() {
+        let n = 2 * BATCH_MESSAGES as u32 + 7;
+        let (summary, log, exit) = run_witness(n, None);
+        assert_eq!(exit, None);
+        assert!(!log.iter().any(|l| l.starts_with("UNRECORDED")), "{log:?}");
+        let removed = log.iter().filter(|l| l.starts_with("removed")).count();
+        assert_eq!(removed, n as usize);
+        assert_eq!(log.last().map(String::as_str), Some("finish"));
+        assert_eq!((summary.messages, summary.deleted), (n as u64, n as u64));
+    }
+
+    #[test]
+    fn fetch_failure_keeps_the_classified_batch_and_removes_nothing_more() {
+        // Batch 2 cannot be fetched: batch 1 is recorded but, the session
+        // being broken, neither removed nor finished.
+        let n = 2 * BATCH_MESSAGES as u32;
+        let (summary, log, exit) = run_witness(n, Some(BATCH_MESSAGES as u32 + 1));
+        assert_eq!(exit, Some(Exit::TempFail));
+        assert!(log.is_empty(), "{log:?}");
+        assert_eq!(summary.messages, BATCH_MESSAGES as u64);
+        assert_eq!(summary.deleted, 0);
     }
 }

@@ -31,6 +31,10 @@ pub struct Pop3Mailbox<S: Read + Write = Stream> {
     /// Read-ahead messages taken off the wire (before a DELE or QUIT could
     /// be answered), waiting for the `fetch` that asks for them.
     ready: HashMap<u32, Vec<u8>>,
+    /// Pipeline the next batch's RETRs after each fetch. Off when a worker
+    /// thread reads ahead instead (`mailbox::ahead`): then the next batch
+    /// is read while the caller works, not when it next calls.
+    read_ahead: bool,
 }
 
 /// Connects, upgrades to TLS as configured, and logs in.
@@ -155,7 +159,14 @@ impl<S: Read + Write> Pop3Mailbox<S> {
             listed: Vec::new(),
             inflight: VecDeque::new(),
             ready: HashMap::new(),
+            read_ahead: true,
         }
+    }
+
+    /// The same mailbox, for a caller that reads ahead itself.
+    pub fn without_read_ahead(mut self) -> Self {
+        self.read_ahead = false;
+        self
     }
 
     fn fail(&self, f: Failure) -> Error {
@@ -176,7 +187,7 @@ impl<S: Read + Write> Pop3Mailbox<S> {
     /// the server sends them while the caller works on what it has. Only
     /// with PIPELINING: without it a RETR must wait for the previous reply.
     fn read_ahead(&mut self, last: u32) -> Result<(), Failure> {
-        if !self.client.pipelining {
+        if !self.client.pipelining || !self.read_ahead {
             return Ok(());
         }
         let start = self.listed.partition_point(|&(n, _)| n <= last);

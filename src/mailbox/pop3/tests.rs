@@ -216,6 +216,30 @@ fn pipelined_retr_sends_the_batch_before_reading() {
 }
 
 #[test]
+fn pipelined_retr_sends_the_next_window_before_reading_this_one() {
+    let n = 2 * PIPELINE_WINDOW + 1;
+    let script: String = (1..=n).map(|i| format!("+OK\r\nm{i}\r\n.\r\n")).collect();
+    let mut c = client(&script);
+    c.pipelining = true;
+    let numbers: Vec<u32> = (1..=n as u32).collect();
+    let got = c.retr_many(&numbers, &[]).unwrap();
+    assert_eq!(got.len(), n);
+    assert_eq!(got[n - 1], format!("m{n}\r\n").into_bytes());
+    let retrs = |e: &Event| match e {
+        Event::Write(w) => w.matches("RETR ").count(),
+        Event::Read => 0,
+    };
+    // Windows 1 and 2 go out before any reply is read; window 3 only after
+    // replies of window 1 were read: never more than two unanswered.
+    assert_eq!(retrs(&c.stream.log[0]), PIPELINE_WINDOW);
+    assert_eq!(retrs(&c.stream.log[1]), PIPELINE_WINDOW);
+    assert_eq!(c.stream.log[2], Event::Read);
+    let third = c.stream.log.iter().rposition(|e| retrs(e) > 0).unwrap();
+    assert_eq!(retrs(&c.stream.log[third]), 1);
+    assert!(c.stream.log[2..third].contains(&Event::Read));
+}
+
+#[test]
 fn unpipelined_retr_waits_for_each_reply() {
     let mut c = client("+OK\r\nA\r\n.\r\n+OK\r\nB\r\n.\r\n");
     let got = c.retr_many(&[1, 2], &[]).unwrap();
