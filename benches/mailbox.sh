@@ -140,11 +140,15 @@ load() {
     python3 - "$STOCK" "$HOME_DIR/Maildir" "$LOADS" <<'EOF'
 import os, shutil, sys
 stock, maildir, run = sys.argv[1], sys.argv[2], sys.argv[3]
+# Named the way Dovecot's own delivery (LDA, LMTP) names them: with the
+# size (",S=") in the name, so listing sizes needs no read of every file.
 for name in os.listdir(stock):
-    tmp = os.path.join(maildir, "tmp", name + "R" + run)
-    shutil.copyfile(os.path.join(stock, name), tmp)
+    src = os.path.join(stock, name)
+    name = "%sR%s,S=%d" % (name, run, os.path.getsize(src))
+    tmp = os.path.join(maildir, "tmp", name)
+    shutil.copyfile(src, tmp)
     os.chown(tmp, 65534, 65534)
-    os.rename(tmp, os.path.join(maildir, "new", name + "R" + run))
+    os.rename(tmp, os.path.join(maildir, "new", name))
 EOF
 }
 left() {
