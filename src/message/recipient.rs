@@ -232,12 +232,9 @@ pub(super) fn recipient(
     let own_failure = scan::reply_code(&diag_norm).is_some_and(|c| c >= 400);
     let reply_line = (!own_failure && status.is_none())
         .then(|| {
-            more.lines().map(str::trim).find(|l| {
-                l.len() > 4
-                    && matches!(l.as_bytes()[0], b'4' | b'5')
-                    && scan::reply_code(l).is_some_and(|c| c >= 400)
-                    && l.as_bytes()[..3].iter().all(u8::is_ascii_digit)
-            })
+            more.lines()
+                .map(str::trim)
+                .find(|l| l.len() > 4 && scan::leading_failure_code(l).is_some())
         })
         .flatten();
     let diagnostic = if let Some(line) = reply_line {

@@ -148,30 +148,39 @@ pub fn reply_code(text: &str) -> Option<u16> {
 /// The first reply code and its byte offset.
 fn any_reply_code(text: &str) -> Option<(u16, usize)> {
     let b = text.as_bytes();
-    let mut i = 0;
-    while i + 3 <= b.len() {
-        if matches!(b[i], b'2' | b'4' | b'5')
-            && b[i + 1].is_ascii_digit()
-            && b[i + 2].is_ascii_digit()
-            && (i == 0
-                || !(b[i - 1].is_ascii_alphanumeric()
-                    || matches!(b[i - 1], b'.' | b'-' | b'/' | b'=' | b'+' | b'#')))
-            && b.get(i + 3).is_none_or(|&c| {
-                c == b' '
-                    || c == b'-'
-                    || c == b':'
-                    || c == b'\n'
-                    || c == b'\r'
-                    || c == b';'
-                    || c == b','
-            })
-            && b[i + 1] <= b'5'
-        {
-            return text[i..i + 3].parse().ok().map(|c| (c, i));
-        }
-        i += 1;
-    }
-    None
+    (0..b.len().saturating_sub(2))
+        .find(|&i| code_at(b, i))
+        .and_then(|i| text[i..i + 3].parse().ok().map(|c| (c, i)))
+}
+
+/// The failure reply code (4xx, 5xx) a line starts with, if it does
+/// (`550 ...`, `421-...`).
+pub fn leading_failure_code(line: &str) -> Option<u16> {
+    let b = line.as_bytes();
+    (b.len() >= 3 && matches!(b[0], b'4' | b'5') && code_at(b, 0))
+        .then(|| line[..3].parse().ok())
+        .flatten()
+}
+
+/// Is there a reply code at `b[i..i + 3]`, standing on its own?
+fn code_at(b: &[u8], i: usize) -> bool {
+    i + 3 <= b.len()
+        && matches!(b[i], b'2' | b'4' | b'5')
+        && b[i + 1].is_ascii_digit()
+        && b[i + 2].is_ascii_digit()
+        && (i == 0
+            || !(b[i - 1].is_ascii_alphanumeric()
+                || matches!(b[i - 1], b'.' | b'-' | b'/' | b'=' | b'+' | b'#')))
+        && b.get(i + 3).is_none_or(|&c| {
+            c == b' '
+                || c == b'-'
+                || c == b':'
+                || c == b'\n'
+                || c == b'\r'
+                || c == b';'
+                || c == b','
+        })
+        && b[i + 1] <= b'5'
 }
 
 #[cfg(test)]

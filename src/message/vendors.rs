@@ -277,12 +277,7 @@ fn starts_with_ci(line: &str, prefix: &str) -> bool {
 
 /// Does `line` start with an SMTP reply code and a space (`550 ...`)?
 fn reply_line(line: &str) -> bool {
-    let b = line.as_bytes();
-    b.len() > 4
-        && matches!(b[0], b'4' | b'5')
-        && b[1].is_ascii_digit()
-        && b[2].is_ascii_digit()
-        && b[3] == b' '
+    line.len() > 4 && line.as_bytes()[3] == b' ' && scan::leading_failure_code(line).is_some()
 }
 
 /// The headers of a returned message quoted as text after the separator.
@@ -339,12 +334,13 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
             // recipient's entry (Exim, qmail); it names a recipient even
             // when that address also sent the message (mail to oneself,
             // forwarding back to the sender).
-            let heading = l
-                .trim_end()
-                .strip_suffix(':')
-                .map(|a| a.trim_start_matches('<').trim_end_matches('>'))
-                .is_some_and(|a| a.eq_ignore_ascii_case(&addr));
-            if (exclude.contains(&lower) && !heading) || DAEMON_LOCALS.contains(&local) {
+            let heading = || {
+                l.trim_end()
+                    .strip_suffix(':')
+                    .map(|a| a.trim_start_matches('<').trim_end_matches('>'))
+                    .is_some_and(|a| a.eq_ignore_ascii_case(&addr))
+            };
+            if (exclude.contains(&lower) && !heading()) || DAEMON_LOCALS.contains(&local) {
                 continue;
             }
             // Caps keep hostile texts (thousands of addresses) linear.
