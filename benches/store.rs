@@ -1,11 +1,13 @@
 //! Store benchmark (`cargo bench --bench store`; `-- --quick` for a smaller run).
 //!
-//! 1. Recording 100,000 bounce events the way `check` does (batches of `mailbox::BATCH_MESSAGES`,
-//!    one transaction each, WAL + `synchronous = NORMAL`), against a same-run
-//!    baseline: a plain `INSERT` of the same rows into a bare table, in one
-//!    transaction and in the same number of transactions (`synchronous =
-//!    FULL`). Then the same recording with `Store::sync` after every batch,
-//!    which is what `check` does before deleting from a server.
+//! 1. Recording 100,000 bounce events the way `check` does (batches of
+//!    `mailbox::BATCH_MESSAGES` recorded with `Store::record`, a commit
+//!    every `store::TRANSACTION_MESSAGES`, WAL + `synchronous = NORMAL`),
+//!    against a same-run baseline: a plain `INSERT` of the same rows into a
+//!    bare table, in one transaction and in the same number of transactions
+//!    (`synchronous = FULL`). Then the same recording with `Store::sync`
+//!    after every commit, which is what `check` does before deleting from a
+//!    server; and, for comparison, one transaction per batch.
 //! 2. `stats` (totals; the `--json` query set) on a database of 1,000,000
 //!    addresses, through the library and through the built binary, against
 //!    the same totals computed with `GROUP BY` over the base tables (what the
@@ -29,6 +31,7 @@ use bouncectl::store::{Fingerprint, Item, Store};
 use rusqlite::{Connection, params};
 
 const BATCH: usize = bouncectl::mailbox::BATCH_MESSAGES;
+const PER_TX: usize = bouncectl::store::TRANSACTION_MESSAGES;
 const NOW: i64 = 1_795_449_660;
 
 /// xorshift64*: deterministic data without a `rand` dependency.
@@ -159,48 +162,44 @@ fn bench_record(dir: &Path, events: usize) {
         .collect();
 
     let config = config();
-    let mut store = Store::open(&dir.join("record.db")).unwrap();
-    let (counted, record, record_note) = measured(|| {
-        let mut counted = 0u64;
-        for chunk in msgs.chunks(BATCH) {
-            let items: Vec<Item<'_>> = chunk
-                .iter()
-                .map(|(fp, c)| Item {
-                    source_uid: None,
-                    fingerprint: *fp,
-                    classification: c,
-                })
-                .collect();
-            for o in store
-                .record_batch(&config, "lists.example.com", &items, NOW)
-                .unwrap()
-            {
-                counted += u64::from(o.counted);
+    // `check`'s write path: a batch at a time, a commit every `per_tx`
+    // messages, and with `sync` the fsync that precedes a server deletion.
+    let run = |name: &str, per_tx: usize, sync: bool| {
+        let mut store = Store::open(&dir.join(name)).unwrap();
+        let (counted, wall, note) = measured(|| {
+            let mut counted = 0u64;
+            for (i, chunk) in msgs.chunks(BATCH).enumerate() {
+                let items: Vec<Item<'_>> = chunk
+                    .iter()
+                    .map(|(fp, c)| Item {
+                        source_uid: None,
+                        fingerprint: *fp,
+                        classification: c,
+                    })
+                    .collect();
+                for o in store
+                    .record(&config, "lists.example.com", &items, NOW)
+                    .unwrap()
+                {
+                    counted += u64::from(o.counted);
+                }
+                if ((i + 1) * BATCH).is_multiple_of(per_tx) || (i + 1) * BATCH >= msgs.len() {
+                    store.commit().unwrap();
+                    if sync {
+                        store.sync().unwrap();
+                    }
+                }
             }
-        }
-        counted
-    });
-    assert_eq!(counted, events as u64);
+            counted
+        });
+        assert_eq!(counted, events as u64);
+        (store, wall, note)
+    };
+    let (store, record, record_note) = run("record.db", PER_TX, false);
     let ((), close, close_note) = measured(|| drop(store));
-
-    // The server path: the same batches, each made durable before deletion.
-    let mut store = Store::open(&dir.join("record-sync.db")).unwrap();
-    let ((), synced, synced_note) = measured(|| {
-        for chunk in msgs.chunks(BATCH) {
-            let items: Vec<Item<'_>> = chunk
-                .iter()
-                .map(|(fp, c)| Item {
-                    source_uid: None,
-                    fingerprint: *fp,
-                    classification: c,
-                })
-                .collect();
-            store
-                .record_batch(&config, "lists.example.com", &items, NOW)
-                .unwrap();
-            store.sync().unwrap();
-        }
-    });
+    let (store, synced, synced_note) = run("record-sync.db", PER_TX, true);
+    drop(store);
+    let (store, per_batch, per_batch_note) = run("record-batch.db", BATCH, false);
     drop(store);
 
     let plain = |name: &str, per_tx: usize| -> (Duration, String) {
@@ -242,13 +241,13 @@ fn bench_record(dir: &Path, events: usize) {
         (wall, note)
     };
     let (one_tx, one_note) = plain("plain-one.db", events);
-    let (same_tx, same_note) = plain("plain-batched.db", BATCH);
+    let (same_tx, same_note) = plain("plain-batched.db", PER_TX);
 
     let n = events;
-    let tx = n.div_ceil(BATCH);
+    let tx = n.div_ceil(PER_TX);
     let verdict = if secs(record) <= 2.0 { "ok" } else { "MISSED" };
     println!(
-        "record_batch: {n} bounce events, {tx} transactions of {BATCH}: {:.3} s ({:.0} events/s; {record_note}) [target <= 2 s: {verdict}]",
+        "record: {n} bounce events, batches of {BATCH}, {tx} transactions of {PER_TX}: {:.3} s ({:.0} events/s; {record_note}) [target <= 2 s: {verdict}]",
         secs(record),
         n as f64 / secs(record),
     );
@@ -257,8 +256,12 @@ fn bench_record(dir: &Path, events: usize) {
         secs(close)
     );
     println!(
-        "  with Store::sync after each batch (server path): {:.3} s ({synced_note})",
+        "  with Store::sync after each commit (server path): {:.3} s ({synced_note})",
         secs(synced)
+    );
+    println!(
+        "  one transaction per batch of {BATCH} instead: {:.3} s ({per_batch_note})",
+        secs(per_batch)
     );
     println!(
         "  baseline plain INSERT, 1 transaction:     {:.3} s ({one_note}) -> record_batch is {:.1}x",

@@ -193,7 +193,13 @@ impl Site {
             .arg("--db")
             .arg(&self.db)
             .args(args)
-            .env("FAULT_TEST_PW", PASSWORD);
+            .env("FAULT_TEST_PW", PASSWORD)
+            // A commit per fetch batch, so that faults can strike between
+            // commits in a mailbox of a few thousand messages.
+            .env(
+                "BOUNCECTL_TEST_TRANSACTION_MESSAGES",
+                bouncectl::mailbox::BATCH_MESSAGES.to_string(),
+            );
         cmd
     }
 

@@ -1,10 +1,13 @@
 //! `check`: fetch, classify, record, then remove (SPEC section 5).
 //!
-//! The order inside each bounded batch is what makes the guarantees hold:
-//! messages are classified, the batch is committed in one transaction (ledger,
-//! counters, events, blocks), and only then are the recorded messages removed
-//! from the server. A message whose source identity or fingerprint is in the
-//! ledger is skipped, so a run that died anywhere is completed by the next.
+//! The order is what makes the guarantees hold: messages are fetched and
+//! classified in bounded batches and recorded (ledger, counters, events,
+//! blocks) in a transaction that spans several batches, up to
+//! [`store::TRANSACTION_MESSAGES`] messages or [`store::TRANSACTION_TIME`];
+//! only after its commit (and an fsync) are its messages removed from the
+//! server and reported. A message whose source identity or fingerprint is in
+//! the ledger is skipped, so a run that died anywhere is completed by the
+//! next. The batch bounds memory; the transaction is the unit of durability.
 //!
 //! Batches are pipelined so that both cores stay busy: while batch k is
 //! classified on worker threads, this thread looks up batch k+1 in the
@@ -14,7 +17,7 @@
 //! commit of what it removes.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::{After, Config, Site};
 use crate::exit::{Exit, ExitCode};
@@ -22,7 +25,7 @@ use crate::mailbox::local::{LocalMessage, Source};
 use crate::mailbox::{self, BATCH_BYTES, BATCH_MESSAGES, Mailbox, MessageRef};
 use crate::message::{self, Classification, Kind};
 use crate::report::{Action, MessageReport, Summary};
-use crate::store::{Fingerprint, Item, RunLock, Store};
+use crate::store::{self, Fingerprint, Item, RunLock, Store};
 use crate::time::Timestamp;
 
 /// What the binary asks `check` to do.
@@ -40,6 +43,9 @@ pub struct Options {
     pub wait: Duration,
     /// The time to record events at.
     pub now: Timestamp,
+    /// Messages per recording transaction at most
+    /// ([`store::transaction_messages`]).
+    pub per_transaction: usize,
 }
 
 /// Receives what `check` does as it happens.
@@ -101,13 +107,7 @@ pub fn run(
         let lock = RunLock::acquire(&opts.db, opts.wait)?;
         (Some(lock), Some(Store::open(&opts.db)?))
     };
-    let mut run = Run {
-        config,
-        opts,
-        store: store.as_mut(),
-        observer,
-        report: &mut report,
-    };
+    let mut run = Run::new(config, opts, store.as_mut(), observer, &mut report);
     if sources.is_empty() {
         for site in sites {
             let Some(mb) = &site.mailbox else { continue };
@@ -153,6 +153,41 @@ struct Run<'a> {
     store: Option<&'a mut Store>,
     observer: &'a mut dyn Observer,
     report: &'a mut Report,
+    /// What the open recording transaction holds, reported and removed
+    /// only once it is committed.
+    open: Open,
+    /// When to commit: after this many messages or this long.
+    unit: (usize, Duration),
+}
+
+/// The messages of the open recording transaction (several batches).
+#[derive(Default)]
+struct Open {
+    /// Their reports, in order, waiting for the commit.
+    unsent: Vec<Unsent>,
+    /// Server messages to remove after the commit.
+    remove: Vec<MessageRef>,
+    /// When the first of them was recorded.
+    since: Option<Instant>,
+}
+
+/// A message report waiting for its transaction's commit, and what it adds
+/// to the summary then.
+struct Unsent {
+    report: MessageReport,
+    tally: Tally,
+}
+
+enum Tally {
+    /// In the ledger already (an earlier run or transaction, or a copy).
+    Seen,
+    /// Recorded now; removed from the server after the commit if `removing`.
+    Recorded {
+        kind: Kind,
+        counted: u32,
+        blocked: u64,
+        removing: bool,
+    },
 }
 
 /// A batch of server messages: looked up in the ledger, then fetched and
@@ -179,7 +214,25 @@ struct Pending {
     server_ref: Option<MessageRef>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    fn new(
+        config: &'a Config,
+        opts: &'a Options,
+        store: Option<&'a mut Store>,
+        observer: &'a mut dyn Observer,
+        report: &'a mut Report,
+    ) -> Run<'a> {
+        Run {
+            config,
+            opts,
+            store,
+            observer,
+            report,
+            open: Open::default(),
+            unit: (opts.per_transaction.max(1), store::TRANSACTION_TIME),
+        }
+    }
+
     fn local(&mut self, site: &Site, mut source: Source) -> Result<(), super::Error> {
         let name = source.name().to_string();
         let mut next = self.read_batch(&name, &mut source);
@@ -191,6 +244,9 @@ impl Run<'_> {
             let (verdicts, committed) = classify_while(site, &raws, || {
                 if let Some(batch) = waiting.take() {
                     self.commit(site, &name, batch, None)?;
+                    if self.due() {
+                        self.flush_local(site)?;
+                    }
                 }
                 next = self.read_batch(&name, &mut source);
                 Ok::<(), crate::store::Error>(())
@@ -202,6 +258,7 @@ impl Run<'_> {
         if let Some(batch) = waiting {
             self.commit(site, &name, batch, None)?;
         }
+        self.flush_local(site)?;
         Ok(())
     }
 
@@ -278,6 +335,7 @@ impl Run<'_> {
                         if let Some(prev) = waiting.take() {
                             self.record(site, &name, prev, None, &removable, &mut progress)?;
                         }
+                        self.flush(site, None)?;
                         return Err(e.into());
                     }
                 }
@@ -319,6 +377,7 @@ impl Run<'_> {
                 &mut progress,
             )?;
         }
+        self.flush(site, Some(mb.as_mut()))?;
         mb.finish()?;
         self.observer
             .info(&format!("site {}: session closed", site.name));
@@ -368,106 +427,191 @@ impl Run<'_> {
         Ok(plan)
     }
 
-    /// Reports a classified batch, commits it, and only then removes from
-    /// `mb` what the commit recorded (and what was already recorded); with
-    /// no `mb` (the session failed), nothing is removed.
+    /// Records a classified batch in the open transaction, and commits it
+    /// (then removes from `mb`) once it is due; with no `mb` (the session
+    /// failed), nothing is removed.
     fn record(
         &mut self,
         site: &Site,
         name: &str,
         plan: Planned,
-        mb: Option<&mut dyn Mailbox>,
+        mut mb: Option<&mut dyn Mailbox>,
         removable: &dyn Fn(Kind) -> bool,
         (done, total): &mut (u64, u64),
     ) -> Result<(), SiteError> {
-        for report in &plan.seen {
-            self.report.summary.messages += 1;
-            self.report.summary.already_seen += 1;
-            self.observer.message(report);
+        self.open
+            .unsent
+            .extend(plan.seen.into_iter().map(|report| Unsent {
+                report,
+                tally: Tally::Seen,
+            }));
+        if mb.is_some() && self.store.is_some() {
+            self.open.remove.extend(plan.seen_remove);
         }
-        let removed = self.commit(site, name, plan.batch, mb.is_some().then_some(removable))?;
-        if let (Some(mb), Some(store)) = (mb, self.store.as_deref_mut()) {
-            let mut remove: Vec<MessageRef> = plan.seen_remove;
-            remove.extend(removed);
-            if !remove.is_empty() {
-                store.sync()?; // the commit is on disk before anything is deleted
-                mb.remove(&remove)?;
-                self.report.summary.deleted += remove.len() as u64;
-            }
-        }
+        self.commit(site, name, plan.batch, mb.is_some().then_some(removable))?;
         *done += plan.listed;
         self.observer.progress(&site.name, *done, *total);
+        if self.due() {
+            self.flush(site, mb.take())?;
+        }
         Ok(())
     }
 
-    /// Commits one batch (unless dry run), reports each message, and returns
-    /// the server messages that may now be removed.
+    /// The open transaction is full or old enough to commit.
+    fn due(&self) -> bool {
+        self.open.unsent.len() >= self.unit.0
+            || self.open.since.is_some_and(|t| t.elapsed() >= self.unit.1)
+    }
+
+    /// Records one batch in the open transaction (reporting it at once on a
+    /// dry run) and queues the server messages to remove after the commit.
     fn commit(
         &mut self,
         site: &Site,
         source: &str,
         batch: Vec<Pending>,
         removable: Option<&dyn Fn(Kind) -> bool>,
-    ) -> Result<Vec<MessageRef>, crate::store::Error> {
+    ) -> Result<(), crate::store::Error> {
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        let outcomes = match self.store.as_deref_mut() {
-            Some(store) => {
-                let items: Vec<Item<'_>> = batch
-                    .iter()
-                    .map(|p| Item {
-                        source_uid: p.source_uid.as_deref(),
-                        fingerprint: p.fingerprint,
-                        classification: &p.classification,
-                    })
-                    .collect();
-                Some(store.record_batch(self.config, &site.name, &items, self.opts.now)?)
+        let Some(store) = self.store.as_deref_mut() else {
+            for p in batch {
+                self.report.summary.add_kind(p.classification.kind);
+                self.observer
+                    .message(&message_report(source, p, Action::DryRun));
             }
-            None => None,
+            return Ok(());
         };
-        let mut remove = Vec::new();
-        for (i, p) in batch.into_iter().enumerate() {
+        let items: Vec<Item<'_>> = batch
+            .iter()
+            .map(|p| Item {
+                source_uid: p.source_uid.as_deref(),
+                fingerprint: p.fingerprint,
+                classification: &p.classification,
+            })
+            .collect();
+        let outcomes = match store.record(self.config, &site.name, &items, self.opts.now) {
+            Ok(o) => o,
+            Err(e) => {
+                // Rolled back: nothing queued was recorded, so nothing may
+                // be reported as recorded or removed.
+                self.open = Open::default();
+                return Err(e);
+            }
+        };
+        drop(items);
+        self.open.since.get_or_insert_with(Instant::now);
+        for (p, o) in batch.into_iter().zip(outcomes) {
             let kind = p.classification.kind;
-            let outcome = outcomes.as_ref().map(|o| &o[i]);
-            let removing =
-                outcome.is_some() && p.server_ref.is_some() && removable.is_some_and(|f| f(kind));
-            let action = match outcome {
-                None => Action::DryRun,
-                Some(o) if o.already_seen => Action::AlreadySeen,
-                Some(_) if removing => match site.mailbox.as_ref().map(|m| &m.after) {
-                    Some(After::Move(_)) => Action::Moved,
-                    _ => Action::Deleted,
-                },
-                Some(_) => Action::Recorded,
-            };
-            match outcome {
-                Some(o) if o.already_seen => {
-                    self.report.summary.messages += 1;
-                    self.report.summary.already_seen += 1;
-                }
-                Some(o) => {
-                    self.report.summary.add_kind(kind);
-                    self.report.summary.counted += u64::from(o.counted);
-                    self.report.summary.newly_blocked += o.newly_blocked.len() as u64;
-                }
-                None => self.report.summary.add_kind(kind),
-            }
+            // A copy of a recorded message goes the same way as the first.
+            let removing = p.server_ref.is_some() && removable.is_some_and(|f| f(kind));
             if removing {
-                remove.extend(p.server_ref);
+                self.open.remove.extend(p.server_ref.clone());
             }
-            self.observer.message(&MessageReport {
-                kind_tag: "message",
-                source: source.to_string(),
-                uid: p.uid,
-                message_id: p.classification.message_id,
-                kind: Some(kind),
-                recipients: p.classification.recipients,
-                action_taken: action,
-                note: p.classification.explanation,
+            let tally = if o.already_seen {
+                Tally::Seen
+            } else {
+                Tally::Recorded {
+                    kind,
+                    counted: o.counted,
+                    blocked: o.newly_blocked.len() as u64,
+                    removing,
+                }
+            };
+            let action = match tally {
+                Tally::Seen => Action::AlreadySeen,
+                Tally::Recorded { .. } => Action::Recorded, // settled at the flush
+            };
+            self.open.unsent.push(Unsent {
+                report: message_report(source, p, action),
+                tally,
             });
         }
-        Ok(remove)
+        Ok(())
+    }
+
+    /// Commits the open transaction and reports its messages (local
+    /// sources: nothing to remove).
+    fn flush_local(&mut self, site: &Site) -> Result<(), crate::store::Error> {
+        let open = std::mem::take(&mut self.open);
+        if let Some(store) = self.store.as_deref_mut() {
+            store.commit()?; // rolled back on failure: nothing to report
+        }
+        self.emit(site, open.unsent, false);
+        Ok(())
+    }
+
+    /// Commits the open transaction, makes it durable and removes its
+    /// server messages (with `mb`), then reports its messages. A failed
+    /// sync or removal is returned after the reports, which then say
+    /// `recorded` for what was not removed.
+    fn flush(&mut self, site: &Site, mb: Option<&mut dyn Mailbox>) -> Result<(), SiteError> {
+        let open = std::mem::take(&mut self.open);
+        let mut result = Ok(());
+        let mut removed = false;
+        if let Some(store) = self.store.as_deref_mut() {
+            store.commit()?; // rolled back on failure: nothing to report
+            if let (Some(mb), false) = (mb, open.remove.is_empty()) {
+                // The commit is on disk before anything is deleted.
+                result = store.sync().map_err(SiteError::from).and_then(|()| {
+                    mb.remove(&open.remove)?;
+                    Ok(())
+                });
+                removed = result.is_ok();
+                if removed {
+                    self.report.summary.deleted += open.remove.len() as u64;
+                }
+            }
+        }
+        self.emit(site, open.unsent, removed);
+        result
+    }
+
+    /// Reports committed messages and adds them to the summary; `removed`:
+    /// the ones marked for removal are gone from the server.
+    fn emit(&mut self, site: &Site, unsent: Vec<Unsent>, removed: bool) {
+        let gone = match site.mailbox.as_ref().map(|m| &m.after) {
+            Some(After::Move(_)) => Action::Moved,
+            _ => Action::Deleted,
+        };
+        for Unsent { mut report, tally } in unsent {
+            let summary = &mut self.report.summary;
+            match tally {
+                Tally::Seen => {
+                    summary.messages += 1;
+                    summary.already_seen += 1;
+                }
+                Tally::Recorded {
+                    kind,
+                    counted,
+                    blocked,
+                    removing,
+                } => {
+                    summary.add_kind(kind);
+                    summary.counted += u64::from(counted);
+                    summary.newly_blocked += blocked;
+                    if removing && removed {
+                        report.action_taken = gone;
+                    }
+                }
+            }
+            self.observer.message(&report);
+        }
+    }
+}
+
+/// The report of a classified message.
+fn message_report(source: &str, p: Pending, action: Action) -> MessageReport {
+    MessageReport {
+        kind_tag: "message",
+        source: source.to_string(),
+        uid: p.uid,
+        message_id: p.classification.message_id,
+        kind: Some(p.classification.kind),
+        recipients: p.classification.recipients,
+        action_taken: action,
+        note: p.classification.explanation,
     }
 }
 
@@ -611,6 +755,7 @@ mod tests {
         fn remove(&mut self, refs: &[MessageRef]) -> Result<(), MailboxError> {
             let store = Store::open_existing(&self.db).unwrap().unwrap();
             let mut log = self.log.lock().unwrap();
+            log.push(format!("remove {}", refs.len()));
             for r in refs {
                 match store.lookup_uid(&self.site, &r.uid) {
                     Ok(Some(_)) => log.push(format!("removed {}", r.handle)),
@@ -647,8 +792,13 @@ after = "delete"
     }
 
     /// Runs one session over a [`Witness`] behind the read-ahead worker, as
-    /// `check` does; returns the report, the log and the run's error.
-    fn run_witness(messages: u32, fail_at: Option<u32>) -> (Summary, Vec<String>, Option<Exit>) {
+    /// `check` does, committing every `per_transaction` messages or
+    /// `max_time`; returns the report, the log and the run's error.
+    fn run_witness(
+        messages: u32,
+        fail_at: Option<u32>,
+        (per_transaction, max_time): (usize, Duration),
+    ) -> (Summary, Vec<String>, Option<Exit>) {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("b.db");
         let config = config(dir.path());
@@ -661,6 +811,7 @@ after = "delete"
             db: db.clone(),
             wait: Duration::from_secs(1),
             now: 1_700_000_000,
+            per_transaction,
         };
         let log = Arc::new(Mutex::new(Vec::new()));
         let witness = Witness {
@@ -672,13 +823,8 @@ after = "delete"
         };
         let mut report = Report::default();
         let mut quiet = Quiet;
-        let mut run = Run {
-            config: &config,
-            opts: &opts,
-            store: Some(&mut store),
-            observer: &mut quiet,
-            report: &mut report,
-        };
+        let mut run = Run::new(&config, &opts, Some(&mut store), &mut quiet, &mut report);
+        run.unit.1 = max_time;
         let settings = site.mailbox.as_ref().unwrap();
         let mb = Box::new(ReadAhead::new(Box::new(witness)));
         let exit = run.session(site, settings, mb).err().map(|e| e.exit());
@@ -688,25 +834,45 @@ after = "delete"
 
     #[test]
     fn pipelined_batches_remove_only_what_is_already_committed() {
+        // Transactions of 1.5 batches: commits fall after batch 2 and at
+        // the end; of no time: after every batch; by default: at the end.
+        // Each commit removes what it committed.
         let n = 2 * BATCH_MESSAGES as u32 + 7;
-        let (summary, log, exit) = run_witness(n, None);
-        assert_eq!(exit, None);
-        assert!(!log.iter().any(|l| l.starts_with("UNRECORDED")), "{log:?}");
-        let removed = log.iter().filter(|l| l.starts_with("removed")).count();
-        assert_eq!(removed, n as usize);
-        assert_eq!(log.last().map(String::as_str), Some("finish"));
-        assert_eq!((summary.messages, summary.deleted), (n as u64, n as u64));
+        let long = store::TRANSACTION_TIME;
+        let b = BATCH_MESSAGES;
+        for (unit, calls) in [
+            ((b * 3 / 2, long), vec![2 * b, 7]),
+            ((store::TRANSACTION_MESSAGES, Duration::ZERO), vec![b, b, 7]),
+            ((store::TRANSACTION_MESSAGES, long), vec![2 * b + 7]),
+        ] {
+            let (summary, log, exit) = run_witness(n, None, unit);
+            let removes: Vec<usize> = log
+                .iter()
+                .filter_map(|l| l.strip_prefix("remove ")?.parse().ok())
+                .collect();
+            assert_eq!(removes, calls, "{unit:?}");
+            assert_eq!(exit, None);
+            assert!(!log.iter().any(|l| l.starts_with("UNRECORDED")), "{log:?}");
+            let removed = log.iter().filter(|l| l.starts_with("removed")).count();
+            assert_eq!(removed, n as usize);
+            assert_eq!(log.last().map(String::as_str), Some("finish"));
+            assert_eq!((summary.messages, summary.deleted), (n as u64, n as u64));
+        }
     }
 
     #[test]
     fn fetch_failure_keeps_the_classified_batch_and_removes_nothing_more() {
         // Batch 2 cannot be fetched: batch 1 is recorded but, the session
-        // being broken, neither removed nor finished.
+        // being broken, neither removed nor finished, whether it was due
+        // for its own commit or not.
         let n = 2 * BATCH_MESSAGES as u32;
-        let (summary, log, exit) = run_witness(n, Some(BATCH_MESSAGES as u32 + 1));
-        assert_eq!(exit, Some(Exit::TempFail));
-        assert!(log.is_empty(), "{log:?}");
-        assert_eq!(summary.messages, BATCH_MESSAGES as u64);
-        assert_eq!(summary.deleted, 0);
+        for per_transaction in [BATCH_MESSAGES, store::TRANSACTION_MESSAGES] {
+            let unit = (per_transaction, store::TRANSACTION_TIME);
+            let (summary, log, exit) = run_witness(n, Some(BATCH_MESSAGES as u32 + 1), unit);
+            assert_eq!(exit, Some(Exit::TempFail));
+            assert!(log.is_empty(), "{log:?}");
+            assert_eq!(summary.messages, BATCH_MESSAGES as u64);
+            assert_eq!(summary.deleted, 0);
+        }
     }
 }

@@ -166,6 +166,30 @@ pub enum ResetTarget {
     OlderThanDays(u32),
 }
 
+/// How many messages `check` records in one transaction at most. Each
+/// commit rewrites every page its transaction dirtied, and a bounce dirties
+/// a leaf of two random-key trees (ledger, counters), so pages per message
+/// fall as transactions grow: 10,000 per commit write about a fifth of the
+/// bytes that 1,000 do (`cargo bench --bench store`).
+pub const TRANSACTION_MESSAGES: usize = 10_000;
+
+/// [`TRANSACTION_MESSAGES`], or the hidden `BOUNCECTL_TEST_TRANSACTION_MESSAGES`
+/// when set, so that end-to-end tests can end a transaction mid-run
+/// without a mailbox of ten thousand messages.
+pub fn transaction_messages() -> usize {
+    std::env::var("BOUNCECTL_TEST_TRANSACTION_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(TRANSACTION_MESSAGES)
+}
+
+/// How long `check` keeps a recording transaction open at most: on a slow
+/// server, reports (printed at the commit) and deletions (only after it)
+/// still come every few seconds, and another writer (`block` by hand)
+/// waits no longer than this for the lock.
+pub const TRANSACTION_TIME: Duration = Duration::from_secs(5);
+
 /// The open database.
 pub struct Store {
     conn: Connection,
@@ -173,6 +197,12 @@ pub struct Store {
     path: PathBuf,
     /// [`Store::sync`] has made the WAL file's directory entry durable.
     wal_dir_synced: bool,
+    /// A recording transaction is open ([`Store::record`]).
+    recording: bool,
+    /// Its changes to the aggregate tables, applied once at its commit: a
+    /// busy domain's row is then rewritten once per transaction, not once
+    /// per batch.
+    delta: totals::Delta,
 }
 
 impl Store {
@@ -224,6 +254,8 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             wal_dir_synced: false,
+            recording: false,
+            delta: totals::Delta::default(),
         })
     }
 
@@ -235,8 +267,10 @@ impl Store {
         }
     }
 
-    /// Runs `f` in an immediate (write) transaction and commits.
+    /// Runs `f` in an immediate (write) transaction and commits. An open
+    /// recording transaction is committed first.
     fn write<T>(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
+        self.commit()?;
         let run = |conn: &mut Connection| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
@@ -249,6 +283,11 @@ impl Store {
     /// Runs `f` in a read transaction: one consistent snapshot even while a
     /// `check` commits.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
+        if self.recording {
+            // Inside the open recording transaction, which sees its own
+            // writes (but not its aggregates before the commit).
+            return f(&self.conn).map_err(|e| self.err(e));
+        }
         let run = || {
             let tx = self.conn.unchecked_transaction()?;
             let out = f(&tx)?;
@@ -264,13 +303,8 @@ impl Store {
         record::lookup_uid(&self.conn, site, source_uid).map_err(|e| self.err(e))
     }
 
-    /// Records a batch in one transaction: ledger, counters, events, blocks.
-    /// `site` is where the batch came from; `config` gives every site's rules.
-    ///
-    /// A message whose fingerprint is in the ledger (or earlier in the same
-    /// batch) is `already_seen` and changes nothing but adding its source
-    /// identity. Nothing is visible until the commit; an error or a crash
-    /// before it leaves the database as it was.
+    /// Records a batch in one transaction of its own: [`Store::record`],
+    /// then [`Store::commit`].
     pub fn record_batch(
         &mut self,
         config: &Config,
@@ -278,7 +312,75 @@ impl Store {
         items: &[Item<'_>],
         now: Timestamp,
     ) -> Result<Vec<Outcome>, Error> {
-        self.write(|tx| record::record_items(tx, config, site, items, now))
+        let outcomes = self.record(config, site, items, now)?;
+        self.commit()?;
+        Ok(outcomes)
+    }
+
+    /// Records a batch (ledger, counters, events, blocks) in the recording
+    /// transaction, beginning one if none is open. `site` is where the
+    /// batch came from; `config` gives every site's rules.
+    ///
+    /// A message whose fingerprint is in the ledger (or earlier in the same
+    /// transaction) is `already_seen` and changes nothing but adding its
+    /// source identity. Nothing is visible to other connections, or
+    /// durable, until [`Store::commit`]: `check` lets one transaction span
+    /// several fetch batches ([`TRANSACTION_MESSAGES`]), because every
+    /// commit rewrites each B-tree page it touched. An error rolls the
+    /// whole transaction back, earlier batches included, and a crash before
+    /// the commit leaves the database as it was.
+    pub fn record(
+        &mut self,
+        config: &Config,
+        site: &str,
+        items: &[Item<'_>],
+        now: Timestamp,
+    ) -> Result<Vec<Outcome>, Error> {
+        if !self.recording {
+            self.conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| self.err(e))?;
+            self.recording = true;
+        }
+        record::record_items(&self.conn, config, site, items, now, &mut self.delta).map_err(|e| {
+            self.rollback();
+            self.err(e)
+        })
+    }
+
+    /// Commits the recording transaction, if one is open. On failure it is
+    /// rolled back: nothing it recorded is kept.
+    pub fn commit(&mut self) -> Result<(), Error> {
+        if !self.recording {
+            return Ok(());
+        }
+        let delta = std::mem::take(&mut self.delta);
+        delta
+            .apply(&self.conn)
+            .and_then(|()| self.conn.execute_batch("COMMIT"))
+            .map_err(|e| {
+                self.rollback();
+                self.err(e)
+            })?;
+        self.recording = false;
+        Ok(())
+    }
+
+    /// Abandons the recording transaction, if one is open.
+    pub fn rollback(&mut self) {
+        self.delta = totals::Delta::default();
+        if std::mem::take(&mut self.recording) {
+            // SQLite may already have rolled back (e.g. after SQLITE_FULL);
+            // a failing ROLLBACK then changes nothing, and neither would a
+            // retry.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
+    /// A recording transaction is open: what it recorded is neither
+    /// visible to others nor durable yet.
+    pub fn in_transaction(&self) -> bool {
+        self.recording
     }
 
     /// Makes every committed transaction durable (on disk, surviving a power
@@ -303,6 +405,7 @@ impl Store {
     /// POSIX lock on it (WAL locks live in `-shm`), so closing that
     /// descriptor releases none of SQLite's locks.
     pub fn sync(&mut self) -> Result<(), Error> {
+        debug_assert!(!self.recording, "sync makes commits durable: commit first");
         let db = self
             .conn
             .path()

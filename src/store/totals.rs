@@ -15,10 +15,10 @@ use rusqlite::{Connection, Params};
 #[derive(Debug, Default)]
 pub struct Delta {
     /// site -> (addresses, bounces, blocked)
-    sites: HashMap<String, (i64, i64, i64)>,
+    sites: Vec<(String, (i64, i64, i64))>,
     domains: HashMap<String, i64>,
     /// (site, reason) -> events
-    reasons: HashMap<(String, String), i64>,
+    reasons: Vec<((String, String), i64)>,
 }
 
 impl Delta {
@@ -31,7 +31,12 @@ impl Delta {
     pub fn counted(&mut self, site: &str, domain: &str, n: i64) {
         if n != 0 {
             self.site(site).1 += n;
-            *self.domains.entry(domain.to_string()).or_default() += n;
+            match self.domains.get_mut(domain) {
+                Some(d) => *d += n,
+                None => {
+                    self.domains.insert(domain.to_string(), n);
+                }
+            }
         }
     }
 
@@ -42,17 +47,30 @@ impl Delta {
 
     /// An event was stored.
     pub fn event(&mut self, site: &str, reason: &str) {
-        *self
+        match self
             .reasons
-            .entry((site.to_string(), reason.to_string()))
-            .or_default() += 1;
+            .iter_mut()
+            .find(|((s, r), _)| s == site && r == reason)
+        {
+            // A few sites times the reason vocabulary: a scan is cheaper
+            // than hashing two strings.
+            Some((_, n)) => *n += 1,
+            None => self
+                .reasons
+                .push(((site.to_string(), reason.to_string()), 1)),
+        }
     }
 
     fn site(&mut self, site: &str) -> &mut (i64, i64, i64) {
-        if !self.sites.contains_key(site) {
-            self.sites.insert(site.to_string(), (0, 0, 0));
-        }
-        self.sites.get_mut(site).expect("inserted above")
+        // A few sites: a scan is cheaper than hashing.
+        let i = match self.sites.iter().position(|(s, _)| s == site) {
+            Some(i) => i,
+            None => {
+                self.sites.push((site.to_string(), (0, 0, 0)));
+                self.sites.len() - 1
+            }
+        };
+        &mut self.sites[i].1
     }
 
     /// Adds everything to the aggregate tables.

@@ -131,6 +131,7 @@ fn check_cmd(g: &Global, config: &Config, a: &CheckArgs) -> anyhow::Result<Exit>
         db: ops::database_path(g.db.clone(), config),
         wait: Duration::from_secs(a.wait),
         now: bouncectl::time::now(),
+        per_transaction: bouncectl::store::transaction_messages(),
     };
     let mut obs = CheckObserver {
         json: g.json,

@@ -316,6 +316,62 @@ fn failed_batch_leaves_database_as_before() {
 }
 
 #[test]
+fn transaction_spans_batches_until_commit_and_fails_whole() {
+    let (d, mut store) = temp_store();
+    let c = config(false);
+    let other = rusqlite::Connection::open(d.path().join("bounces.db")).unwrap();
+    let committed = |sql: &str| other.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    let items =
+        |tags: &'static [&'static str], cl: &'static Classification| -> Vec<Item<'static>> {
+            tags.iter()
+                .map(|t| Item {
+                    source_uid: Some(t),
+                    fingerprint: Fingerprint::of(t.as_bytes()),
+                    classification: cl,
+                })
+                .collect()
+        };
+    let x: &'static Classification = Box::leak(Box::new(bounce("x@example.org")));
+    let boom: &'static Classification = Box::leak(Box::new(bounce("boom@example.org")));
+
+    // Two batches in one transaction: the second sees the first (its
+    // copy is already_seen, the counter goes on from 1), others see neither.
+    store.record(&c, "a", &items(&["m1"], x), T0).unwrap();
+    assert!(store.in_transaction());
+    let o = store.record(&c, "a", &items(&["m1", "m2"], x), T0).unwrap();
+    assert!(o[0].already_seen && !o[1].already_seen);
+    assert_eq!(store.lookup_uid("a", "m2").unwrap(), Some(Kind::Bounce));
+    assert_eq!(committed("SELECT count(*) FROM ledger"), 0);
+    store.commit().unwrap();
+    assert!(!store.in_transaction());
+    assert_eq!(committed("SELECT count(*) FROM ledger"), 2);
+    assert_eq!(committed("SELECT bounces FROM counters"), 2);
+
+    // A failure in a later batch takes the earlier batches of the same
+    // transaction with it, and the store can record again afterwards.
+    store
+        .conn
+        .execute_batch(
+            "CREATE TEMP TRIGGER boom BEFORE INSERT ON events WHEN NEW.address = 'boom@example.org'
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        )
+        .unwrap();
+    store.record(&c, "a", &items(&["m3"], x), T0).unwrap();
+    let err = store
+        .record(&c, "a", &items(&["m4"], boom), T0)
+        .unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    assert!(!store.in_transaction());
+    store.commit().unwrap(); // nothing open: nothing to do
+    assert_eq!(store.lookup_uid("a", "m3").unwrap(), None);
+    assert_eq!(bounces_of(&store, "a", "x@example.org"), 2);
+    store.record(&c, "a", &items(&["m5"], x), T0).unwrap();
+    store.commit().unwrap();
+    assert_eq!(committed("SELECT bounces FROM counters"), 3);
+    assert_aggregates_consistent(&store);
+}
+
+#[test]
 fn long_diagnostic_is_truncated_on_a_char_boundary() {
     let (_d, mut store) = temp_store();
     let mut m = bounce("x@example.org");
