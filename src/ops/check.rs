@@ -17,6 +17,7 @@
 //! commit of what it removes.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::{After, Config, Site};
@@ -241,7 +242,8 @@ impl<'a> Run<'a> {
             let (uids, raws) = std::mem::take(&mut next);
             // Commit the previous batch and read the next while this one is
             // classified.
-            let (verdicts, committed) = classify_while(site, &raws, || {
+            let recording = self.store.is_some();
+            let (verdicts, committed) = classify_while(site, &raws, recording, || {
                 if let Some(batch) = waiting.take() {
                     self.commit(site, &name, batch, None)?;
                     if self.due() {
@@ -344,7 +346,8 @@ impl<'a> Run<'a> {
             // commit and remove the previous one. (The remove waits for the
             // mailbox's read-ahead of the next batch; once the lookup is
             // done, that batch can be asked for as soon as it is read.)
-            let (verdicts, meanwhile) = classify_while(site, &raws, || {
+            let recording = self.store.is_some();
+            let (verdicts, meanwhile) = classify_while(site, &raws, recording, || {
                 let planned = chunks
                     .get(i)
                     .map(|c| self.look_up(site, &name, &refs[c.clone()], &removable))
@@ -636,36 +639,60 @@ fn batches(refs: &[MessageRef]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// Fingerprints and classifies a batch on worker threads (the classifier is
-/// pure, so messages are independent), keeping order, while `meanwhile`
-/// runs on this thread.
+/// Fingerprints (unless `fingerprint` is false: a dry run records nothing)
+/// and classifies a batch on worker threads (the classifier is pure, so
+/// messages are independent), keeping order, while `meanwhile` runs on
+/// this thread.
 fn classify_while<T>(
     site: &Site,
     raws: &[Vec<u8>],
+    fingerprint: bool,
     meanwhile: impl FnOnce() -> T,
 ) -> (Vec<(Fingerprint, Classification)>, T) {
+    /// Messages a worker takes at a time: sizes vary a thousandfold, so a
+    /// fixed split of the batch would leave a core idle at its end.
+    const STEP: usize = 16;
     if raws.is_empty() {
         return (Vec::new(), meanwhile());
     }
     let opts = message::Options {
         verp: site.verp.clone(),
     };
-    let opts = &opts;
-    let one = move |raw: &Vec<u8>| (Fingerprint::of(raw), message::classify(raw, opts));
+    let one = |raw: &Vec<u8>| {
+        let fp = if fingerprint {
+            Fingerprint::of(raw)
+        } else {
+            Fingerprint([0; 32])
+        };
+        (fp, message::classify(raw, &opts))
+    };
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(8);
-    let chunk = raws.len().div_ceil(workers).max(8);
+        .min(8)
+        .min(raws.len().div_ceil(STEP));
+    let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = raws
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let start = next.fetch_add(STEP, Ordering::Relaxed);
+                        let Some(part) = raws.get(start..(start + STEP).min(raws.len())) else {
+                            break done;
+                        };
+                        done.push((start, part.iter().map(one).collect::<Vec<_>>()));
+                    }
+                })
+            })
             .collect();
         let during = meanwhile();
-        let verdicts = handles
+        let mut parts: Vec<_> = handles
             .into_iter()
             .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect();
+        parts.sort_unstable_by_key(|&(start, _)| start);
+        let verdicts = parts.into_iter().flat_map(|(_, v)| v).collect();
         (verdicts, during)
     })
 }
