@@ -111,8 +111,18 @@ fn maildir_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
             collect_files(&d, false, &mut files)?;
         }
     }
-    files.sort();
+    files.sort_unstable_by(|a, b| path_order(a).cmp(path_order(b)));
     Ok(files)
+}
+
+/// A path's bytes with `/` as the lowest byte: for these paths (one root
+/// joined with plain names) the same order as `Path`'s component-wise
+/// comparison, without parsing components at every comparison.
+fn path_order(p: &Path) -> impl Iterator<Item = u8> + '_ {
+    p.as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .map(|&b| if b == b'/' { 0 } else { b })
 }
 
 fn collect_files(dir: &Path, recurse: bool, files: &mut Vec<PathBuf>) -> io::Result<()> {
@@ -275,6 +285,18 @@ mod tests {
     #[test]
     fn mbox_with_one_message_and_no_trailing_newline() {
         assert_eq!(split("From x\nA: b\n\nc"), vec!["A: b\n\nc"]);
+    }
+
+    #[test]
+    fn maildir_files_sort_as_paths_do() {
+        let mut paths: Vec<PathBuf> = ["d/a.b", "d/a/b", "d/a-", "d/ab/c", "d/a/c", "d/a b"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let mut by_components = paths.clone();
+        by_components.sort();
+        paths.sort_unstable_by(|a, b| path_order(a).cmp(path_order(b)));
+        assert_eq!(paths, by_components);
     }
 
     #[test]
