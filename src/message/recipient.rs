@@ -2,6 +2,7 @@
 //! the server's reply, the SMTP command it answered, the reason tables, and
 //! the few provider conventions that override them.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
@@ -11,7 +12,7 @@ use super::reason::{self, Evidence, normalize};
 use super::{Reason, Recipient, scan};
 
 /// Most bytes of one recipient's text that the reason tables look at.
-const MAX_REASON_TEXT: usize = 4 * 1024;
+pub(super) const MAX_REASON_TEXT: usize = 4 * 1024;
 
 /// Japanese mobile carriers whose servers answer "user unknown" when the
 /// subscriber's own receive filter refuses the sender.
@@ -79,7 +80,7 @@ pub(super) fn settle_from_context(r: &mut Recipient, context: &str) {
 
 /// `text`, or nothing when it only repeats the address: a bare address line
 /// says nothing about why delivery failed.
-fn words_beyond(text: String, address: &str) -> String {
+fn words_beyond<'t>(text: Cow<'t, str>, address: &str) -> Cow<'t, str> {
     let address = address.to_lowercase();
     // Is there a word outside the occurrences of the address?
     let mut from = 0;
@@ -89,7 +90,7 @@ fn words_beyond(text: String, address: &str) -> String {
         from = at + address.len();
     }
     beyond |= text[from..].chars().any(char::is_alphanumeric);
-    if beyond { text } else { String::new() }
+    if beyond { text } else { Cow::Borrowed("") }
 }
 
 /// Phrases that name the SMTP command a server rejected, in priority
@@ -149,13 +150,34 @@ pub(super) fn recipient(
     diagnostic: &str,
     more: &str,
 ) -> Recipient {
+    recipient_in(address, status, action, diag_type, diagnostic, more, None)
+}
+
+/// [`recipient`] with `more` already normalised by the caller, when it has
+/// `more_lower` = `normalize(cut(more, MAX_REASON_TEXT))` at hand.
+pub(super) fn recipient_in(
+    address: &str,
+    status: Option<&str>,
+    action: Option<&str>,
+    diag_type: Option<&str>,
+    diagnostic: &str,
+    more: &str,
+    more_lower: Option<&str>,
+) -> Recipient {
     // Reason phrases sit near the start; capping keeps the table scan cheap.
-    let diag_norm = words_beyond(normalize(cut(diagnostic, MAX_REASON_TEXT)), address);
-    let more_norm = words_beyond(normalize(cut(more, MAX_REASON_TEXT)), address);
-    let text = if more_norm.is_empty() || diag_norm.contains(&more_norm) {
-        diag_norm.clone()
+    let diag_norm = words_beyond(
+        Cow::Owned(normalize(cut(diagnostic, MAX_REASON_TEXT))),
+        address,
+    );
+    let more_lower = match more_lower {
+        Some(l) => Cow::Borrowed(l),
+        None => Cow::Owned(normalize(cut(more, MAX_REASON_TEXT))),
+    };
+    let more_norm = words_beyond(more_lower, address);
+    let text: Cow<'_, str> = if more_norm.is_empty() || diag_norm.contains(&*more_norm) {
+        Cow::Borrowed(&diag_norm)
     } else {
-        format!("{diag_norm} {more_norm}")
+        Cow::Owned(format!("{diag_norm} {more_norm}"))
     };
     let diag_code = scan::status_code(&diag_norm);
     let text_status = diag_code.or_else(|| scan::status_code(&more_norm));
@@ -215,7 +237,7 @@ pub(super) fn recipient(
     ];
     // (When the wider text is the diagnostic itself, the answer would be
     // the same: skip the second scan.)
-    if (vague.contains(&reason) || diag_norm.is_empty()) && text != diag_norm {
+    if (vague.contains(&reason) || diag_norm.is_empty()) && *text != *diag_norm {
         ev.text = &text;
         let wider = reason::decide(&ev);
         if !matches!(wider, Reason::OnHold | Reason::Undefined) {
