@@ -59,14 +59,13 @@ pub(super) fn vendor_reasons(mut recipients: Vec<Recipient>) -> Vec<Recipient> {
 /// reporting MTA states so in words only used for that ("because the
 /// address couldn't be found").
 pub(super) fn settle_from_context(r: &mut Recipient, context: &str) {
-    if context.is_empty() || !matches!(r.reason, Reason::UserUnknown | Reason::Filtered) {
+    let suspend_may_settle = r.reason == Reason::UserUnknown
+        && !r.status.as_deref().is_some_and(|s| s.ends_with(".1.1"));
+    if context.is_empty() || !(suspend_may_settle || r.reason == Reason::Filtered) {
         return;
     }
-    let hits = super::rules::scan(context);
-    if r.reason == Reason::UserUnknown
-        && !r.status.as_deref().is_some_and(|s| s.ends_with(".1.1"))
-        && hits.first(Reason::Suspend)
-    {
+    let hits = super::rules::scan_context(context);
+    if suspend_may_settle && hits.first(Reason::Suspend) {
         r.reason = Reason::Suspend;
         r.hard = Reason::Suspend.hardness(true);
     } else if r.reason == Reason::Filtered && hits.certain_unknown() {
