@@ -92,11 +92,9 @@ pub fn header_address(value: &str) -> Option<String> {
 /// part of a longer dotted number such as an IP address.
 pub fn status_code(text: &str) -> Option<&str> {
     let b = text.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if matches!(c, b'2' | b'4' | b'5')
-            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.'))
+    // Only a 2, 4 or 5 can start one: jump from one to the next.
+    for i in memchr::memchr3_iter(b'2', b'4', b'5', b) {
+        if (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.'))
             && b.get(i + 1) == Some(&b'.')
         {
             let mut j = i + 2;
@@ -114,7 +112,6 @@ pub fn status_code(text: &str) -> Option<&str> {
                 }
             }
         }
-        i += 1;
     }
     None
 }
@@ -148,7 +145,8 @@ pub fn reply_code(text: &str) -> Option<u16> {
 /// The first reply code and its byte offset.
 fn any_reply_code(text: &str) -> Option<(u16, usize)> {
     let b = text.as_bytes();
-    (0..b.len().saturating_sub(2))
+    // Only a 2, 4 or 5 can start one: jump from one to the next.
+    memchr::memchr3_iter(b'2', b'4', b'5', &b[..b.len().saturating_sub(2)])
         .find(|&i| code_at(b, i))
         .and_then(|i| text[i..i + 3].parse().ok().map(|c| (c, i)))
 }
