@@ -80,16 +80,29 @@ pub(super) fn settle_from_context(r: &mut Recipient, context: &str) {
 /// `text`, or nothing when it only repeats the address: a bare address line
 /// says nothing about why delivery failed.
 fn words_beyond<'t>(text: Cow<'t, str>, address: &str) -> Cow<'t, str> {
-    let address = address.to_lowercase();
+    let address: Cow<'_, str> =
+        if address.is_ascii() && !address.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Borrowed(address)
+        } else {
+            Cow::Owned(address.to_lowercase())
+        };
+    // Most texts start with a word that is not the address ("550 ...").
+    if text.chars().next().is_some_and(char::is_alphanumeric) && !text.starts_with(&*address) {
+        return text;
+    }
     // Is there a word outside the occurrences of the address?
     let mut from = 0;
-    let mut beyond = false;
-    for (at, _) in text.match_indices(address.as_str()) {
-        beyond |= text[from..at].chars().any(char::is_alphanumeric);
+    for (at, _) in text.match_indices(&*address) {
+        if text[from..at].chars().any(char::is_alphanumeric) {
+            return text;
+        }
         from = at + address.len();
     }
-    beyond |= text[from..].chars().any(char::is_alphanumeric);
-    if beyond { text } else { Cow::Borrowed("") }
+    if text[from..].chars().any(char::is_alphanumeric) {
+        text
+    } else {
+        Cow::Borrowed("")
+    }
 }
 
 /// Phrases that name the SMTP command a server rejected, in priority
@@ -188,17 +201,19 @@ pub(super) fn recipient_in(
         Some(s) => diag_status.or(Some(s)),
         None => text_status,
     };
+    let diag_reply = scan::reply_code(&diag_norm);
     // An X-Unix diagnostic is a program's exit status, not an SMTP reply.
     let reply_code = if matches!(diag_type, Some("x-unix")) {
         scan::reply_code(&more_norm)
     } else {
         // A failure code anywhere beats a 2xx-looking number in the
         // recipient's own lines ("Size (in bytes): 222").
-        let diag_code = scan::reply_code(&diag_norm);
-        let more_code = scan::reply_code(&more_norm);
-        match (diag_code, more_code) {
-            (Some(d), Some(m)) if d < 400 && m >= 400 => Some(m),
-            (d, m) => d.or(m),
+        match diag_reply {
+            Some(d) if d >= 400 => Some(d),
+            d => match (d, scan::reply_code(&more_norm)) {
+                (Some(_), Some(m)) if m >= 400 => Some(m),
+                (d, m) => d.or(m),
+            },
         }
     };
     let action = action
@@ -250,7 +265,7 @@ pub(super) fn recipient_in(
     // When the recipient's own lines carry no failure code but the bounce
     // text has a reply line ("Error message below: 550 - no such user"),
     // that line is the server's answer.
-    let own_failure = scan::reply_code(&diag_norm).is_some_and(|c| c >= 400);
+    let own_failure = diag_reply.is_some_and(|c| c >= 400);
     let reply_line = (!own_failure && status.is_none())
         .then(|| {
             more.lines()
