@@ -155,7 +155,9 @@ pub fn parse_headers(block: &[u8]) -> Headers {
 }
 
 /// The fields the classifier reads; [`parse_headers`] keeps only these
-/// (and any `X-Auto*` field, the auto-responder family).
+/// (and any `X-Auto*` field, the auto-responder family). Looked up by
+/// length through [`wanted_of_len`], which a test holds to this list.
+#[cfg(test)]
 const WANTED: &[&str] = &[
     "auto-submitted",
     "cc",
@@ -186,14 +188,37 @@ const WANTED: &[&str] = &[
 
 /// The lowercase name of a field in [`WANTED`] (or an `X-Auto*` field).
 fn wanted(name: &[u8]) -> Option<Cow<'static, str>> {
-    if let Some(w) = WANTED
+    if let Some(w) = wanted_of_len(name.len())
         .iter()
-        .find(|w| w.len() == name.len() && name.eq_ignore_ascii_case(w.as_bytes()))
+        .find(|w| name.eq_ignore_ascii_case(w.as_bytes()))
     {
         return Some(Cow::Borrowed(w));
     }
     (name.len() >= 6 && name[..6].eq_ignore_ascii_case(b"x-auto"))
         .then(|| Cow::Owned(String::from_utf8_lossy(name).to_ascii_lowercase()))
+}
+
+/// The [`WANTED`] names of a length: one `match` instead of a comparison
+/// per name on every header line (a test checks it against the list).
+fn wanted_of_len(len: usize) -> &'static [&'static str] {
+    match len {
+        2 => &["cc", "to"],
+        4 => &["from"],
+        6 => &["sender"],
+        7 => &["subject"],
+        8 => &["reply-to", "x-mailer"],
+        9 => &["x-msg-ref"],
+        10 => &["message-id", "precedence", "x-zohomail"],
+        11 => &["envelope-to", "return-path"],
+        12 => &["content-type", "delivered-to", "x-nai-header"],
+        13 => &["feedback-type", "x-original-to"],
+        14 => &["auto-submitted", "x-ses-outgoing"],
+        16 => &["original-rcpt-to"],
+        17 => &["removal-recipient"],
+        19 => &["x-apple-unsubscribe", "x-failed-recipients"],
+        25 => &["content-transfer-encoding"],
+        _ => &[],
+    }
 }
 
 /// Turns a raw (unfolded) value into text: cut, read as UTF-8 or Latin-1
@@ -335,28 +360,29 @@ pub fn decode_base64(input: &[u8]) -> Vec<u8> {
 pub fn decode_qp(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
-    while i < input.len() {
-        let c = input[i];
-        if c == b'=' {
-            let next = input.get(i + 1).copied();
-            if next == Some(b'\n') {
-                i += 2;
-                continue;
-            }
-            if next == Some(b'\r') && input.get(i + 2) == Some(&b'\n') {
-                i += 3;
-                continue;
-            }
-            let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
-            if let (Some(h), Some(l)) = (hex(input.get(i + 1)), hex(input.get(i + 2))) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+    // Copy the runs between `=` signs whole; only an `=` needs a look.
+    while let Some(off) = find_byte(&input[i..], b'=') {
+        out.extend_from_slice(&input[i..i + off]);
+        i += off;
+        let next = input.get(i + 1).copied();
+        if next == Some(b'\n') {
+            i += 2;
+            continue;
         }
-        out.push(c);
+        if next == Some(b'\r') && input.get(i + 2) == Some(&b'\n') {
+            i += 3;
+            continue;
+        }
+        let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
+        if let (Some(h), Some(l)) = (hex(input.get(i + 1)), hex(input.get(i + 2))) {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(b'=');
         i += 1;
     }
+    out.extend_from_slice(&input[i..]);
     out
 }
 
@@ -638,6 +664,23 @@ mod tests {
         assert_eq!(h.get("subject"), Some("a b"));
         assert_eq!(h.get("x-autoreply"), Some("z"));
     }
+
+    #[test]
+    fn wanted_names_by_length_are_the_wanted_list() {
+        let mut by_len: Vec<&str> = (0..=MAX_WANTED_LEN)
+            .flat_map(wanted_of_len)
+            .copied()
+            .collect();
+        by_len.sort_unstable();
+        let mut list = WANTED.to_vec();
+        list.sort_unstable();
+        assert_eq!(by_len, list);
+        for w in WANTED {
+            assert!(wanted_of_len(w.len()).contains(w), "{w}");
+        }
+    }
+
+    const MAX_WANTED_LEN: usize = 80;
 
     #[test]
     fn encoded_words_are_decoded() {
