@@ -16,8 +16,17 @@ fn is_domain_char(c: u8) -> bool {
 /// Every address in `text`, in order, as (byte offset, address with the
 /// domain lowercased).
 pub fn addresses(text: &str) -> Vec<(usize, String)> {
-    let b = text.as_bytes();
     let mut out = Vec::new();
+    each_address(text, |at, a| {
+        out.push((at, a));
+        true
+    });
+    out
+}
+
+/// Calls `f` with each address in `text`, in order, while it returns true.
+fn each_address(text: &str, mut f: impl FnMut(usize, String) -> bool) {
+    let b = text.as_bytes();
     let mut i = 0;
     while let Some(off) = memchr::memchr(b'@', &b[i..]) {
         let at = i + off;
@@ -67,14 +76,20 @@ pub fn addresses(text: &str) -> Vec<(usize, String)> {
         address.push_str(local);
         address.push('@');
         address.extend(domain.chars().map(|c| c.to_ascii_lowercase()));
-        out.push((s, address));
+        if !f(s, address) {
+            return;
+        }
     }
-    out
 }
 
-/// The first address in `text`.
+/// The first address in `text` (the rest is not looked at).
 pub fn first_address(text: &str) -> Option<String> {
-    addresses(text).into_iter().next().map(|(_, a)| a)
+    let mut first = None;
+    each_address(text, |_, a| {
+        first = Some(a);
+        false
+    });
+    first
 }
 
 /// The address part of a header such as `"Name" <a@b>` or `rfc822; a@b`.
