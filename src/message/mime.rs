@@ -21,19 +21,20 @@ const MAX_HEADER_VALUE: usize = 16 * 1024;
 /// returned original (which may be huge) only matters for its headers.
 pub const MAX_DECODE: usize = 512 * 1024;
 
-/// An unfolded header block, names lowercased, in order.
+/// An unfolded header block, names lowercased, in order. A value borrows
+/// from the parsed bytes unless unfolding or decoding changed it.
 #[derive(Debug, Clone, Default)]
-pub struct Headers {
-    fields: Vec<(Cow<'static, str>, String)>,
+pub struct Headers<'a> {
+    fields: Vec<(Cow<'static, str>, Cow<'a, str>)>,
 }
 
-impl Headers {
+impl Headers<'_> {
     /// The first value of `name` (lowercase), trimmed.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| &**v)
     }
 
     /// Every value of `name` (lowercase), in order.
@@ -41,7 +42,7 @@ impl Headers {
         self.fields
             .iter()
             .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| &**v)
     }
 
     /// True when no field was found.
@@ -51,7 +52,7 @@ impl Headers {
 
     /// All fields, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(n, v)| (&**n, v.as_str()))
+        self.fields.iter().map(|(n, v)| (&**n, &**v))
     }
 }
 
@@ -105,9 +106,10 @@ pub fn split_head(raw: &[u8]) -> (&[u8], &[u8]) {
 /// decodes RFC 2047 words. Lines without a colon are skipped (an mbox
 /// `From ` line, garbage), and so are fields the classifier never reads
 /// (see `WANTED`).
-pub fn parse_headers(block: &[u8]) -> Headers {
-    let mut fields: Vec<(Cow<'static, str>, String)> = Vec::new();
-    let mut current: Option<(Cow<'static, str>, Vec<u8>)> = None;
+pub fn parse_headers(block: &[u8]) -> Headers<'_> {
+    let mut fields: Vec<(Cow<'static, str>, Cow<'_, str>)> = Vec::new();
+    // A one-line value stays a slice of `block`; unfolding copies it.
+    let mut current: Option<(Cow<'static, str>, Cow<'_, [u8]>)> = None;
     for line in Lines(block) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         // A parameter that lost its indentation (`boundary="..."` on a line
@@ -123,6 +125,7 @@ pub fn parse_headers(block: &[u8]) -> Headers {
             if let Some((_, v)) = current.as_mut()
                 && v.len() < MAX_HEADER_VALUE
             {
+                let v = v.to_mut();
                 v.push(b' ');
                 v.extend_from_slice(trim_bytes(line));
             }
@@ -146,7 +149,7 @@ pub fn parse_headers(block: &[u8]) -> Headers {
         let Some(name) = wanted(name) else {
             continue;
         };
-        current = Some((name, trim_bytes(&line[colon + 1..]).to_vec()));
+        current = Some((name, Cow::Borrowed(trim_bytes(&line[colon + 1..]))));
     }
     if let Some((n, v)) = current.take() {
         push_field(&mut fields, n, v);
@@ -224,27 +227,30 @@ fn wanted_of_len(len: usize) -> &'static [&'static str] {
 /// Turns a raw (unfolded) value into text: cut, read as UTF-8 or Latin-1
 /// (see [`bytes_to_text`]), RFC 2047 words decoded, trimmed. The common
 /// plain UTF-8 value keeps the buffer it was collected in.
-fn push_field(
-    fields: &mut Vec<(Cow<'static, str>, String)>,
+fn push_field<'a>(
+    fields: &mut Vec<(Cow<'static, str>, Cow<'a, str>)>,
     name: Cow<'static, str>,
-    value: Vec<u8>,
+    value: Cow<'a, [u8]>,
 ) {
-    let mut value = value;
-    value.truncate(MAX_HEADER_VALUE);
-    let text = match String::from_utf8(value) {
-        Ok(s) => s,
-        Err(e) => e.into_bytes().iter().map(|&c| c as char).collect(),
+    let text: Cow<'a, str> = match value {
+        Cow::Borrowed(b) => bytes_to_text(&b[..b.len().min(MAX_HEADER_VALUE)]),
+        Cow::Owned(mut v) => {
+            v.truncate(MAX_HEADER_VALUE);
+            match String::from_utf8(v) {
+                Ok(s) => Cow::Owned(s),
+                Err(e) => Cow::Owned(e.into_bytes().iter().map(|&c| c as char).collect()),
+            }
+        }
     };
     let text = if text.contains("=?") {
-        decode_words(&text)
+        Cow::Owned(decode_words(&text))
     } else {
         text
     };
-    let trimmed = text.trim();
-    let text = if trimmed.len() == text.len() {
-        text
-    } else {
-        trimmed.to_string()
+    let text = match text {
+        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+        Cow::Owned(s) if s.trim().len() == s.len() => Cow::Owned(s),
+        Cow::Owned(s) => Cow::Owned(s.trim().to_string()),
     };
     fields.push((name, text));
 }
@@ -467,7 +473,7 @@ enum Transfer {
 pub struct Leaf<'a> {
     /// The part's own headers (empty for a single-part message: see
     /// [`Parsed::headers`]).
-    pub headers: Headers,
+    pub headers: Headers<'a>,
     /// Its content type.
     pub ctype: ContentType,
     /// Nesting depth (0 = the message itself).
@@ -501,7 +507,7 @@ impl Transfer {
 
 impl<'a> Leaf<'a> {
     fn new(
-        headers: Headers,
+        headers: Headers<'a>,
         ctype: ContentType,
         body: &'a [u8],
         transfer: Transfer,
@@ -543,7 +549,7 @@ impl<'a> Leaf<'a> {
 #[derive(Debug, Clone)]
 pub struct Parsed<'a> {
     /// The message's own headers.
-    pub headers: Headers,
+    pub headers: Headers<'a>,
     /// Leaf parts in document order.
     pub leaves: Vec<Leaf<'a>>,
     /// True when limits cut the walk short.

@@ -281,7 +281,7 @@ fn reply_line(line: &str) -> bool {
 }
 
 /// The headers of a returned message quoted as text after the separator.
-pub fn quoted_headers(rest: &str) -> Option<Headers> {
+pub fn quoted_headers(rest: &str) -> Option<Headers<'_>> {
     let start = rest.trim_start_matches(['\r', '\n', ' ']);
     let (head, _) = split_head(start.as_bytes());
     let h = parse_headers(head);
