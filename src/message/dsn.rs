@@ -84,7 +84,7 @@ pub fn parse(text: &str) -> Vec<DsnRecipient> {
     let mut cur = DsnRecipient::default();
     // Values borrow from `text` unless a continuation line is appended.
     let mut fields: Vec<(&'static str, Cow<'_, str>)> = Vec::new();
-    for line in text.lines() {
+    for line in scan::lines(text) {
         if line.starts_with([' ', '\t']) {
             if let Some((_, v)) = fields.last_mut()
                 && v.len() < 8192

@@ -268,7 +268,7 @@ pub(super) fn recipient_in(
     let own_failure = diag_reply.is_some_and(|c| c >= 400);
     let reply_line = (!own_failure && status.is_none())
         .then(|| {
-            more.lines()
+            scan::lines(more)
                 .map(str::trim)
                 .find(|l| l.len() > 4 && scan::leading_failure_code(l).is_some())
         })

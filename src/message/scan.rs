@@ -1,6 +1,23 @@
 //! Small linear scanners over text: e-mail addresses, enhanced status codes
 //! and SMTP reply codes. No regex: each is one pass with bounded look-back.
 
+/// `str::lines` (a `\r` is dropped only before a `\n`) with the `memchr`
+/// crate's search for each line end.
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(i) = memchr::memchr(b'\n', rest.as_bytes()) else {
+            return Some(std::mem::take(&mut rest));
+        };
+        let line = &rest[..i];
+        rest = &rest[i + 1..];
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    })
+}
+
 /// Longest local part and domain we accept (RFC 5321 limits).
 const MAX_LOCAL: usize = 64;
 const MAX_DOMAIN: usize = 255;
@@ -199,6 +216,26 @@ fn code_at(b: &[u8], i: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_str_lines() {
+        for t in [
+            "",
+            "a",
+            "a\n",
+            "a\r\nb\r",
+            "\n\n",
+            "a\r",
+            "\r\n",
+            "x\ry\n\rz",
+        ] {
+            assert_eq!(
+                lines(t).collect::<Vec<_>>(),
+                t.lines().collect::<Vec<_>>(),
+                "{t:?}"
+            );
+        }
+    }
 
     #[test]
     fn addresses_found_with_domain_lowercased() {

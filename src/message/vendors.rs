@@ -313,10 +313,10 @@ pub struct TextRecipient {
 /// Finds failed recipients in the error part of a bounce text. `exclude`
 /// holds addresses (lowercase) that are the sender's, never a recipient.
 pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
-    let lines: Vec<&str> = error.lines().take(2000).collect();
+    let lines: Vec<&str> = scan::lines(error).take(2000).collect();
     let mut found: Vec<(String, Vec<usize>)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        if !line.contains('@') {
+        if memchr::memchr(b'@', line.as_bytes()).is_none() {
             continue;
         }
         let l = line.trim_start();
