@@ -231,7 +231,11 @@ pub fn split_original(text: &str) -> (&str, &str) {
     let Some(ac) = MARKERS.as_ref() else {
         return (text, "");
     };
-    for m in ac.find_iter(text) {
+    // Lowercased ASCII keeps every byte where it was, so matches in the
+    // copy are matches in `text`; without case folding in the automaton,
+    // its prefilter can skip most of the text.
+    let lower = text.to_ascii_lowercase();
+    for m in ac.find_iter(&lower) {
         let start = text[..m.start()].rfind('\n').map_or(0, |i| i + 1);
         let end = text[m.end()..]
             .find('\n')
@@ -253,10 +257,10 @@ pub fn split_original(text: &str) -> (&str, &str) {
     (text, "")
 }
 
-/// [`ORIGINAL_MARKERS`] then [`SEPARATOR_WORDS`], matched without case.
+/// [`ORIGINAL_MARKERS`] then [`SEPARATOR_WORDS`] (all lowercase), matched
+/// in lowercased text.
 static MARKERS: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
     AhoCorasick::builder()
-        .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostFirst)
         .build(ORIGINAL_MARKERS.iter().chain(SEPARATOR_WORDS))
         .ok()
@@ -415,6 +419,13 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markers_are_lowercase() {
+        for m in ORIGINAL_MARKERS.iter().chain(SEPARATOR_WORDS) {
+            assert_eq!(*m, m.to_ascii_lowercase());
+        }
+    }
 
     #[test]
     fn qmail_text_names_the_recipient_and_reply() {
