@@ -71,7 +71,7 @@ pub fn normalize(text: &str) -> String {
     } else {
         fold_unicode(text)
     };
-    out.dedup_by(|b, prev| *b == b' ' && *prev == b' ');
+    collapse_spaces(&mut out);
     if out.last() == Some(&b' ') {
         out.pop();
     }
@@ -79,6 +79,26 @@ pub fn normalize(text: &str) -> String {
         out.remove(0);
     }
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// Keeps one space of each run of spaces, moving the text between runs
+/// whole (runs are where lines break, dozens of bytes apart).
+fn collapse_spaces(v: &mut Vec<u8>) {
+    let finder = memchr::memmem::Finder::new(b"  ");
+    let (mut read, mut write) = (0, 0);
+    loop {
+        let run = finder.find(&v[read..]).map(|i| read + i);
+        // Through the run's first space, or to the end.
+        let end = run.map_or(v.len(), |at| at + 1);
+        v.copy_within(read..end, write);
+        write += end - read;
+        let Some(at) = run else { break };
+        read = at + 1;
+        while v.get(read) == Some(&b' ') {
+            read += 1;
+        }
+    }
+    v.truncate(write);
 }
 
 /// An ASCII byte lowercased, or a space when it is whitespace
