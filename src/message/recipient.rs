@@ -280,21 +280,54 @@ pub(super) fn recipient_in(
     } else {
         diagnostic.trim()
     };
-    let diagnostic = diagnostic.split_whitespace().collect::<Vec<_>>().join(" ");
+    let diagnostic = collapse_cut(diagnostic, MAX_DIAGNOSTIC);
     Recipient {
         address: address.to_string(),
         status: status.map(str::to_string),
         reply_code,
         action,
-        diagnostic: Some(cut(&diagnostic, 1000).to_string()).filter(|d| !d.is_empty()),
+        diagnostic: Some(diagnostic).filter(|d| !d.is_empty()),
         reason,
         hard: reason.hardness(permanent),
     }
 }
 
+/// Most bytes of a reported diagnostic.
+const MAX_DIAGNOSTIC: usize = 1000;
+
+/// `text`'s words joined by one space, cut to `max` bytes (see [`cut`]).
+/// Joining stops once past `max`: with no diagnostic of its own, a
+/// recipient reports the whole bounce text, which may be long.
+fn collapse_cut(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max + 1));
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.len() > max {
+            break;
+        }
+    }
+    let end = cut(&out, max).len();
+    out.truncate(end);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn collapse_cut_is_join_then_cut() {
+        let long = "word  é\t".repeat(300);
+        for text in ["", "  a \n b  ", long.as_str()] {
+            for max in [0, 1, 5, 6, 999, 1000, 5000] {
+                let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                assert_eq!(collapse_cut(text, max), cut(&joined, max), "{max}");
+            }
+        }
+    }
 
     #[test]
     fn a_failure_code_elsewhere_beats_a_number_in_the_details() {
