@@ -139,6 +139,11 @@ static COMMAND_PHRASES: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
         .ok()
 });
 
+/// Builds [`COMMAND_PHRASES`] now rather than at first use.
+pub(super) fn prepare() {
+    LazyLock::force(&COMMAND_PHRASES);
+}
+
 /// The SMTP command a diagnostic says was rejected, when it says so.
 fn command(text: &str) -> Option<&'static str> {
     let first = match COMMAND_PHRASES.as_ref() {

@@ -1097,6 +1097,12 @@ static CONTEXT: LazyLock<Option<Compiled>> = LazyLock::new(|| {
     Compiled::new(&[(0, &suspend), (2, CERTAIN)])
 });
 
+/// Builds both automata now rather than at first use.
+pub(super) fn prepare() {
+    LazyLock::force(&COMPILED);
+    LazyLock::force(&CONTEXT);
+}
+
 /// Finds which reasons' phrases occur in `text` (lowercase, whitespace
 /// collapsed) in one pass.
 pub fn scan(text: &str) -> Hits {

@@ -273,6 +273,13 @@ static BOUNCE_TEXT: LazyLock<Option<AhoCorasick>> =
 static STRONG_TEXT: LazyLock<Option<AhoCorasick>> =
     LazyLock::new(|| AhoCorasick::new(STRONG_BOUNCE_PHRASES).ok());
 
+/// Builds the automata above now rather than at first use.
+pub(super) fn prepare() {
+    LazyLock::force(&MARKERS);
+    LazyLock::force(&BOUNCE_TEXT);
+    LazyLock::force(&STRONG_TEXT);
+}
+
 /// Does `line` start with `prefix` (lowercase ASCII), ignoring case?
 fn starts_with_ci(line: &str, prefix: &str) -> bool {
     line.len() >= prefix.len()
