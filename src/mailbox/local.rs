@@ -111,8 +111,41 @@ fn maildir_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
             collect_files(&d, false, &mut files)?;
         }
     }
-    files.sort();
+    files.sort_unstable_by(|a, b| path_order(a, b));
     Ok(files)
+}
+
+/// Compares paths as bytes with `/` below every other byte: for these
+/// paths (one root joined with plain names) the same order as `Path`'s
+/// component-wise comparison, which parses components at every one of the
+/// ~100,000 comparisons that sorting 8,000 files takes. The common prefix
+/// (the directory) is skipped eight bytes at a time.
+fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
+    let (a, b) = (
+        a.as_os_str().as_encoded_bytes(),
+        b.as_os_str().as_encoded_bytes(),
+    );
+    let word = |s: &[u8], i: usize| {
+        s.get(i..i + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_ne_bytes)
+    };
+    let mut i = 0;
+    while let (Some(x), Some(y)) = (word(a, i), word(b, i)) {
+        if x != y {
+            break;
+        }
+        i += 8;
+    }
+    while let (Some(x), Some(y)) = (a.get(i), b.get(i)) {
+        if x != y {
+            break;
+        }
+        i += 1;
+    }
+    // The first difference decides; a path that ends first is less.
+    let at = |s: &[u8]| s.get(i).map(|&c| if c == b'/' { 0 } else { c });
+    at(a).cmp(&at(b))
 }
 
 fn collect_files(dir: &Path, recurse: bool, files: &mut Vec<PathBuf>) -> io::Result<()> {
@@ -275,6 +308,30 @@ mod tests {
     #[test]
     fn mbox_with_one_message_and_no_trailing_newline() {
         assert_eq!(split("From x\nA: b\n\nc"), vec!["A: b\n\nc"]);
+    }
+
+    #[test]
+    fn maildir_files_sort_as_paths_do() {
+        let mut paths: Vec<PathBuf> = [
+            "d/a.b",
+            "d/a/b",
+            "d/a-",
+            "d/ab/c",
+            "d/a/c",
+            "d/a b",
+            "dir/cur/1700000000.M1P2.host,S=120:2,S",
+            "dir/cur/1700000000.M1P2.host,S=12:2,S",
+            "dir/new/1700000000.M1P2.host",
+            "dir/cur/1700000000.M1P2.hos/t",
+            "dir/cur/1700000000.M1P2.hos",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let mut by_components = paths.clone();
+        by_components.sort();
+        paths.sort_unstable_by(|a, b| path_order(a, b));
+        assert_eq!(paths, by_components);
     }
 
     #[test]

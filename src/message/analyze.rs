@@ -8,7 +8,9 @@ use std::cell::LazyCell;
 use super::dsn::{self, DsnRecipient};
 use super::mime::{self, Headers, Parsed};
 use super::reason::normalize;
-use super::recipient::{recipient, settle_from_context, vendor_reasons};
+use super::recipient::{
+    MAX_REASON_TEXT, recipient, recipient_in, settle_from_context, vendor_reasons,
+};
 use super::vendors::{self, TextRecipient};
 use super::{
     Classification, Kind, Options, Reason, Recipient, arf, autoreply, providers, scan, ses,
@@ -207,18 +209,15 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
     }
     if let Some(sign) = bounce_sign {
         let one = texts.len() == 1;
+        // Uncut, the error text's normalised form is `error_lower`.
+        let (more, more_lower) = match (one, error.len() <= MAX_REASON_TEXT) {
+            (true, true) => (error, Some(error_lower.as_str())),
+            (true, false) => (error, None),
+            (false, _) => ("", Some("")),
+        };
         let mut recipients: Vec<Recipient> = texts
             .iter()
-            .map(|t| {
-                recipient(
-                    &t.address,
-                    None,
-                    None,
-                    None,
-                    &t.text,
-                    if one { error } else { "" },
-                )
-            })
+            .map(|t| recipient_in(&t.address, None, None, None, &t.text, more, more_lower))
             .collect();
         if recipients.is_empty()
             && let Some(a) = original

@@ -53,7 +53,7 @@ pub fn read(p: &Parsed<'_>) -> Feedback {
 }
 
 /// Headers of the returned message (`message/rfc822` or `text/rfc822-headers`).
-fn original_headers(p: &Parsed<'_>) -> Option<Headers> {
+fn original_headers<'p>(p: &'p Parsed<'_>) -> Option<Headers<'p>> {
     p.leaves
         .iter()
         .find(|l| is_original_part(&l.ctype.mime))

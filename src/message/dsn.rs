@@ -2,7 +2,29 @@
 //! a `message/delivery-status` part (or of DSN fields that an MTA wrote into
 //! a plain-text body).
 
+use std::borrow::Cow;
+
 use super::scan;
+
+/// The fields [`parse`] reads, lowercase.
+const FIELDS: &[&str] = &[
+    "final-recipient",
+    "original-recipient",
+    "x-actual-recipient",
+    "action",
+    "status",
+    "diagnostic-code",
+    "remote-mta",
+    "x-powermta-bouncecategory",
+];
+
+/// The lowercase name of a field [`parse`] reads; "" for any other.
+fn known(name: &str) -> &'static str {
+    FIELDS
+        .iter()
+        .find(|f| f.len() == name.len() && name.eq_ignore_ascii_case(f))
+        .map_or("", |f| f)
+}
 
 /// One recipient group of a DSN.
 #[derive(Debug, Default, Clone)]
@@ -60,12 +82,14 @@ fn typed(value: &str) -> (Option<String>, &str) {
 pub fn parse(text: &str) -> Vec<DsnRecipient> {
     let mut out: Vec<DsnRecipient> = Vec::new();
     let mut cur = DsnRecipient::default();
-    let mut fields: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
+    // Values borrow from `text` unless a continuation line is appended.
+    let mut fields: Vec<(&'static str, Cow<'_, str>)> = Vec::new();
+    for line in scan::lines(text) {
         if line.starts_with([' ', '\t']) {
             if let Some((_, v)) = fields.last_mut()
                 && v.len() < 8192
             {
+                let v = v.to_mut();
                 v.push(' ');
                 v.push_str(line.trim());
             }
@@ -75,19 +99,19 @@ pub fn parse(text: &str) -> Vec<DsnRecipient> {
             && !name.is_empty()
             && !name.contains(' ')
         {
-            fields.push((name.to_ascii_lowercase(), value.trim().to_string()));
+            fields.push((known(name), Cow::Borrowed(value.trim())));
         } else {
             // A line that is no field ends the field before it.
-            fields.push((String::new(), String::new()));
+            fields.push(("", Cow::Borrowed("")));
         }
         if fields.len() > 4096 {
             break;
         }
     }
     for (name, value) in fields {
-        match name.as_str() {
+        match name {
             "final-recipient" | "original-recipient" | "x-actual-recipient" => {
-                let starts_new = match name.as_str() {
+                let starts_new = match name {
                     "final-recipient" => cur.final_rcpt.is_some(),
                     "original-recipient" => cur.original_rcpt.is_some(),
                     _ => cur.actual_rcpt.is_some(),
@@ -97,7 +121,7 @@ pub fn parse(text: &str) -> Vec<DsnRecipient> {
                 }
                 let (_, v) = typed(&value);
                 let addr = scan::header_address(v);
-                match name.as_str() {
+                match name {
                     "final-recipient" => cur.final_rcpt = addr,
                     "original-recipient" => cur.original_rcpt = addr,
                     _ => cur.actual_rcpt = addr,

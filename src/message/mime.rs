@@ -21,19 +21,20 @@ const MAX_HEADER_VALUE: usize = 16 * 1024;
 /// returned original (which may be huge) only matters for its headers.
 pub const MAX_DECODE: usize = 512 * 1024;
 
-/// An unfolded header block, names lowercased, in order.
+/// An unfolded header block, names lowercased, in order. A value borrows
+/// from the parsed bytes unless unfolding or decoding changed it.
 #[derive(Debug, Clone, Default)]
-pub struct Headers {
-    fields: Vec<(Cow<'static, str>, String)>,
+pub struct Headers<'a> {
+    fields: Vec<(Cow<'static, str>, Cow<'a, str>)>,
 }
 
-impl Headers {
+impl Headers<'_> {
     /// The first value of `name` (lowercase), trimmed.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| &**v)
     }
 
     /// Every value of `name` (lowercase), in order.
@@ -41,7 +42,7 @@ impl Headers {
         self.fields
             .iter()
             .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| &**v)
     }
 
     /// True when no field was found.
@@ -51,7 +52,7 @@ impl Headers {
 
     /// All fields, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(n, v)| (&**n, v.as_str()))
+        self.fields.iter().map(|(n, v)| (&**n, &**v))
     }
 }
 
@@ -105,9 +106,10 @@ pub fn split_head(raw: &[u8]) -> (&[u8], &[u8]) {
 /// decodes RFC 2047 words. Lines without a colon are skipped (an mbox
 /// `From ` line, garbage), and so are fields the classifier never reads
 /// (see `WANTED`).
-pub fn parse_headers(block: &[u8]) -> Headers {
-    let mut fields: Vec<(Cow<'static, str>, String)> = Vec::new();
-    let mut current: Option<(Cow<'static, str>, Vec<u8>)> = None;
+pub fn parse_headers(block: &[u8]) -> Headers<'_> {
+    let mut fields: Vec<(Cow<'static, str>, Cow<'_, str>)> = Vec::new();
+    // A one-line value stays a slice of `block`; unfolding copies it.
+    let mut current: Option<(Cow<'static, str>, Cow<'_, [u8]>)> = None;
     for line in Lines(block) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         // A parameter that lost its indentation (`boundary="..."` on a line
@@ -123,6 +125,7 @@ pub fn parse_headers(block: &[u8]) -> Headers {
             if let Some((_, v)) = current.as_mut()
                 && v.len() < MAX_HEADER_VALUE
             {
+                let v = v.to_mut();
                 v.push(b' ');
                 v.extend_from_slice(trim_bytes(line));
             }
@@ -146,7 +149,7 @@ pub fn parse_headers(block: &[u8]) -> Headers {
         let Some(name) = wanted(name) else {
             continue;
         };
-        current = Some((name, trim_bytes(&line[colon + 1..]).to_vec()));
+        current = Some((name, Cow::Borrowed(trim_bytes(&line[colon + 1..]))));
     }
     if let Some((n, v)) = current.take() {
         push_field(&mut fields, n, v);
@@ -155,7 +158,9 @@ pub fn parse_headers(block: &[u8]) -> Headers {
 }
 
 /// The fields the classifier reads; [`parse_headers`] keeps only these
-/// (and any `X-Auto*` field, the auto-responder family).
+/// (and any `X-Auto*` field, the auto-responder family). Looked up by
+/// length through [`wanted_of_len`], which a test holds to this list.
+#[cfg(test)]
 const WANTED: &[&str] = &[
     "auto-submitted",
     "cc",
@@ -186,9 +191,9 @@ const WANTED: &[&str] = &[
 
 /// The lowercase name of a field in [`WANTED`] (or an `X-Auto*` field).
 fn wanted(name: &[u8]) -> Option<Cow<'static, str>> {
-    if let Some(w) = WANTED
+    if let Some(w) = wanted_of_len(name.len())
         .iter()
-        .find(|w| w.len() == name.len() && name.eq_ignore_ascii_case(w.as_bytes()))
+        .find(|w| name.eq_ignore_ascii_case(w.as_bytes()))
     {
         return Some(Cow::Borrowed(w));
     }
@@ -196,30 +201,56 @@ fn wanted(name: &[u8]) -> Option<Cow<'static, str>> {
         .then(|| Cow::Owned(String::from_utf8_lossy(name).to_ascii_lowercase()))
 }
 
+/// The [`WANTED`] names of a length: one `match` instead of a comparison
+/// per name on every header line (a test checks it against the list).
+fn wanted_of_len(len: usize) -> &'static [&'static str] {
+    match len {
+        2 => &["cc", "to"],
+        4 => &["from"],
+        6 => &["sender"],
+        7 => &["subject"],
+        8 => &["reply-to", "x-mailer"],
+        9 => &["x-msg-ref"],
+        10 => &["message-id", "precedence", "x-zohomail"],
+        11 => &["envelope-to", "return-path"],
+        12 => &["content-type", "delivered-to", "x-nai-header"],
+        13 => &["feedback-type", "x-original-to"],
+        14 => &["auto-submitted", "x-ses-outgoing"],
+        16 => &["original-rcpt-to"],
+        17 => &["removal-recipient"],
+        19 => &["x-apple-unsubscribe", "x-failed-recipients"],
+        25 => &["content-transfer-encoding"],
+        _ => &[],
+    }
+}
+
 /// Turns a raw (unfolded) value into text: cut, read as UTF-8 or Latin-1
 /// (see [`bytes_to_text`]), RFC 2047 words decoded, trimmed. The common
 /// plain UTF-8 value keeps the buffer it was collected in.
-fn push_field(
-    fields: &mut Vec<(Cow<'static, str>, String)>,
+fn push_field<'a>(
+    fields: &mut Vec<(Cow<'static, str>, Cow<'a, str>)>,
     name: Cow<'static, str>,
-    value: Vec<u8>,
+    value: Cow<'a, [u8]>,
 ) {
-    let mut value = value;
-    value.truncate(MAX_HEADER_VALUE);
-    let text = match String::from_utf8(value) {
-        Ok(s) => s,
-        Err(e) => e.into_bytes().iter().map(|&c| c as char).collect(),
+    let text: Cow<'a, str> = match value {
+        Cow::Borrowed(b) => bytes_to_text(&b[..b.len().min(MAX_HEADER_VALUE)]),
+        Cow::Owned(mut v) => {
+            v.truncate(MAX_HEADER_VALUE);
+            match String::from_utf8(v) {
+                Ok(s) => Cow::Owned(s),
+                Err(e) => Cow::Owned(e.into_bytes().iter().map(|&c| c as char).collect()),
+            }
+        }
     };
     let text = if text.contains("=?") {
-        decode_words(&text)
+        Cow::Owned(decode_words(&text))
     } else {
         text
     };
-    let trimmed = text.trim();
-    let text = if trimmed.len() == text.len() {
-        text
-    } else {
-        trimmed.to_string()
+    let text = match text {
+        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+        Cow::Owned(s) if s.trim().len() == s.len() => Cow::Owned(s),
+        Cow::Owned(s) => Cow::Owned(s.trim().to_string()),
     };
     fields.push((name, text));
 }
@@ -335,28 +366,29 @@ pub fn decode_base64(input: &[u8]) -> Vec<u8> {
 pub fn decode_qp(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
-    while i < input.len() {
-        let c = input[i];
-        if c == b'=' {
-            let next = input.get(i + 1).copied();
-            if next == Some(b'\n') {
-                i += 2;
-                continue;
-            }
-            if next == Some(b'\r') && input.get(i + 2) == Some(&b'\n') {
-                i += 3;
-                continue;
-            }
-            let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
-            if let (Some(h), Some(l)) = (hex(input.get(i + 1)), hex(input.get(i + 2))) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+    // Copy the runs between `=` signs whole; only an `=` needs a look.
+    while let Some(off) = find_byte(&input[i..], b'=') {
+        out.extend_from_slice(&input[i..i + off]);
+        i += off;
+        let next = input.get(i + 1).copied();
+        if next == Some(b'\n') {
+            i += 2;
+            continue;
         }
-        out.push(c);
+        if next == Some(b'\r') && input.get(i + 2) == Some(&b'\n') {
+            i += 3;
+            continue;
+        }
+        let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
+        if let (Some(h), Some(l)) = (hex(input.get(i + 1)), hex(input.get(i + 2))) {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(b'=');
         i += 1;
     }
+    out.extend_from_slice(&input[i..]);
     out
 }
 
@@ -441,7 +473,7 @@ enum Transfer {
 pub struct Leaf<'a> {
     /// The part's own headers (empty for a single-part message: see
     /// [`Parsed::headers`]).
-    pub headers: Headers,
+    pub headers: Headers<'a>,
     /// Its content type.
     pub ctype: ContentType,
     /// Nesting depth (0 = the message itself).
@@ -475,7 +507,7 @@ impl Transfer {
 
 impl<'a> Leaf<'a> {
     fn new(
-        headers: Headers,
+        headers: Headers<'a>,
         ctype: ContentType,
         body: &'a [u8],
         transfer: Transfer,
@@ -517,7 +549,7 @@ impl<'a> Leaf<'a> {
 #[derive(Debug, Clone)]
 pub struct Parsed<'a> {
     /// The message's own headers.
-    pub headers: Headers,
+    pub headers: Headers<'a>,
     /// Leaf parts in document order.
     pub leaves: Vec<Leaf<'a>>,
     /// True when limits cut the walk short.
@@ -638,6 +670,23 @@ mod tests {
         assert_eq!(h.get("subject"), Some("a b"));
         assert_eq!(h.get("x-autoreply"), Some("z"));
     }
+
+    #[test]
+    fn wanted_names_by_length_are_the_wanted_list() {
+        let mut by_len: Vec<&str> = (0..=MAX_WANTED_LEN)
+            .flat_map(wanted_of_len)
+            .copied()
+            .collect();
+        by_len.sort_unstable();
+        let mut list = WANTED.to_vec();
+        list.sort_unstable();
+        assert_eq!(by_len, list);
+        for w in WANTED {
+            assert!(wanted_of_len(w.len()).contains(w), "{w}");
+        }
+    }
+
+    const MAX_WANTED_LEN: usize = 80;
 
     #[test]
     fn encoded_words_are_decoded() {

@@ -225,6 +225,16 @@ impl Verp {
     }
 }
 
+/// Builds the classifier's phrase automata (tens of millions of
+/// instructions, once per process) now. Otherwise the first [`classify`]
+/// builds them while every other classifying thread waits; a caller can
+/// run this on a thread of its own while it reads the first messages.
+pub fn prepare() {
+    rules::prepare();
+    recipient::prepare();
+    vendors::prepare();
+}
+
 /// Classifies one message. Never panics, never fails.
 pub fn classify(raw: &[u8], opts: &Options) -> Classification {
     analyze::run(raw, opts)

@@ -13,6 +13,10 @@
 //! Sisimai project (BSD-2-Clause), whose reason vocabulary SPEC section 3
 //! adopts. Every entry describes a scheme or a format, never one sample.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+
 use super::mime::Headers;
 use super::reason::normalize;
 use super::rules::{phrase_matches, status_reason};
@@ -387,10 +391,11 @@ const GMAIL_STATES: &[(&str, Reason)] = &[
 /// specific enhanced status code (`5.1.1`, not `5.0.0` or `5.7.0`), which
 /// then decides as usual.
 fn gmail_state(diag: &str) -> Option<Reason> {
-    if !diag.contains("google tried to deliver your message") {
-        return None;
-    }
-    let at = diag.find("(state ")? + 7;
+    static GMAIL: LazyLock<Finder<'static>> =
+        LazyLock::new(|| Finder::new("google tried to deliver your message"));
+    static STATE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("(state "));
+    GMAIL.find(diag.as_bytes())?;
+    let at = STATE.find(diag.as_bytes())? + 7;
     let n: String = diag[at..]
         .chars()
         .take_while(char::is_ascii_digit)
@@ -412,11 +417,15 @@ fn gmail_state(diag: &str) -> Option<Reason> {
 
 /// The three digits of an Orange / La Poste code in `text` (lowercase).
 fn france_ptt_code(text: &str) -> Option<&str> {
-    for prefix in ["lpnaaa", "lpn", "ofr", "ouk"] {
+    // Searchers made once, not at every call (four per recipient).
+    static PREFIXES: LazyLock<[(usize, Finder<'static>); 4]> =
+        LazyLock::new(|| ["lpnaaa", "lpn", "ofr", "ouk"].map(|p| (p.len(), Finder::new(p))));
+    for (len, finder) in PREFIXES.iter() {
+        let prefix_len = *len;
         let mut from = 0;
-        while let Some(i) = text.get(from..).and_then(|t| t.find(prefix)) {
+        while let Some(i) = text.as_bytes().get(from..).and_then(|t| finder.find(t)) {
             let at = from + i;
-            from = at + prefix.len();
+            from = at + prefix_len;
             let before = text[..at].chars().next_back();
             if before.is_some_and(|c| c.is_ascii_alphanumeric()) {
                 continue;
@@ -443,7 +452,8 @@ fn france_ptt_code(text: &str) -> Option<&str> {
 
 /// The reason a Cox `AUP#CODE` names.
 fn cox_code(text: &str) -> Option<Reason> {
-    let at = text.find("aup#")? + 4;
+    static AUP: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("aup#"));
+    let at = AUP.find(text.as_bytes())? + 4;
     let code: String = text[at..]
         .chars()
         .take_while(char::is_ascii_alphanumeric)

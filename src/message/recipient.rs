@@ -2,6 +2,7 @@
 //! the server's reply, the SMTP command it answered, the reason tables, and
 //! the few provider conventions that override them.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
@@ -11,7 +12,7 @@ use super::reason::{self, Evidence, normalize};
 use super::{Reason, Recipient, scan};
 
 /// Most bytes of one recipient's text that the reason tables look at.
-const MAX_REASON_TEXT: usize = 4 * 1024;
+pub(super) const MAX_REASON_TEXT: usize = 4 * 1024;
 
 /// Japanese mobile carriers whose servers answer "user unknown" when the
 /// subscriber's own receive filter refuses the sender.
@@ -58,14 +59,13 @@ pub(super) fn vendor_reasons(mut recipients: Vec<Recipient>) -> Vec<Recipient> {
 /// reporting MTA states so in words only used for that ("because the
 /// address couldn't be found").
 pub(super) fn settle_from_context(r: &mut Recipient, context: &str) {
-    if context.is_empty() || !matches!(r.reason, Reason::UserUnknown | Reason::Filtered) {
+    let suspend_may_settle = r.reason == Reason::UserUnknown
+        && !r.status.as_deref().is_some_and(|s| s.ends_with(".1.1"));
+    if context.is_empty() || !(suspend_may_settle || r.reason == Reason::Filtered) {
         return;
     }
-    let hits = super::rules::scan(context);
-    if r.reason == Reason::UserUnknown
-        && !r.status.as_deref().is_some_and(|s| s.ends_with(".1.1"))
-        && hits.first(Reason::Suspend)
-    {
+    let hits = super::rules::scan_context(context);
+    if suspend_may_settle && hits.first(Reason::Suspend) {
         r.reason = Reason::Suspend;
         r.hard = Reason::Suspend.hardness(true);
     } else if r.reason == Reason::Filtered && hits.certain_unknown() {
@@ -79,17 +79,30 @@ pub(super) fn settle_from_context(r: &mut Recipient, context: &str) {
 
 /// `text`, or nothing when it only repeats the address: a bare address line
 /// says nothing about why delivery failed.
-fn words_beyond(text: String, address: &str) -> String {
-    let address = address.to_lowercase();
+fn words_beyond<'t>(text: Cow<'t, str>, address: &str) -> Cow<'t, str> {
+    let address: Cow<'_, str> =
+        if address.is_ascii() && !address.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Borrowed(address)
+        } else {
+            Cow::Owned(address.to_lowercase())
+        };
+    // Most texts start with a word that is not the address ("550 ...").
+    if text.chars().next().is_some_and(char::is_alphanumeric) && !text.starts_with(&*address) {
+        return text;
+    }
     // Is there a word outside the occurrences of the address?
     let mut from = 0;
-    let mut beyond = false;
-    for (at, _) in text.match_indices(address.as_str()) {
-        beyond |= text[from..at].chars().any(char::is_alphanumeric);
+    for (at, _) in text.match_indices(&*address) {
+        if text[from..at].chars().any(char::is_alphanumeric) {
+            return text;
+        }
         from = at + address.len();
     }
-    beyond |= text[from..].chars().any(char::is_alphanumeric);
-    if beyond { text } else { String::new() }
+    if text[from..].chars().any(char::is_alphanumeric) {
+        text
+    } else {
+        Cow::Borrowed("")
+    }
 }
 
 /// Phrases that name the SMTP command a server rejected, in priority
@@ -126,6 +139,11 @@ static COMMAND_PHRASES: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
         .ok()
 });
 
+/// Builds [`COMMAND_PHRASES`] now rather than at first use.
+pub(super) fn prepare() {
+    LazyLock::force(&COMMAND_PHRASES);
+}
+
 /// The SMTP command a diagnostic says was rejected, when it says so.
 fn command(text: &str) -> Option<&'static str> {
     let first = match COMMAND_PHRASES.as_ref() {
@@ -149,13 +167,34 @@ pub(super) fn recipient(
     diagnostic: &str,
     more: &str,
 ) -> Recipient {
+    recipient_in(address, status, action, diag_type, diagnostic, more, None)
+}
+
+/// [`recipient`] with `more` already normalised by the caller, when it has
+/// `more_lower` = `normalize(cut(more, MAX_REASON_TEXT))` at hand.
+pub(super) fn recipient_in(
+    address: &str,
+    status: Option<&str>,
+    action: Option<&str>,
+    diag_type: Option<&str>,
+    diagnostic: &str,
+    more: &str,
+    more_lower: Option<&str>,
+) -> Recipient {
     // Reason phrases sit near the start; capping keeps the table scan cheap.
-    let diag_norm = words_beyond(normalize(cut(diagnostic, MAX_REASON_TEXT)), address);
-    let more_norm = words_beyond(normalize(cut(more, MAX_REASON_TEXT)), address);
-    let text = if more_norm.is_empty() || diag_norm.contains(&more_norm) {
-        diag_norm.clone()
+    let diag_norm = words_beyond(
+        Cow::Owned(normalize(cut(diagnostic, MAX_REASON_TEXT))),
+        address,
+    );
+    let more_lower = match more_lower {
+        Some(l) => Cow::Borrowed(l),
+        None => Cow::Owned(normalize(cut(more, MAX_REASON_TEXT))),
+    };
+    let more_norm = words_beyond(more_lower, address);
+    let text: Cow<'_, str> = if more_norm.is_empty() || diag_norm.contains(&*more_norm) {
+        Cow::Borrowed(&diag_norm)
     } else {
-        format!("{diag_norm} {more_norm}")
+        Cow::Owned(format!("{diag_norm} {more_norm}"))
     };
     let diag_code = scan::status_code(&diag_norm);
     let text_status = diag_code.or_else(|| scan::status_code(&more_norm));
@@ -167,17 +206,19 @@ pub(super) fn recipient(
         Some(s) => diag_status.or(Some(s)),
         None => text_status,
     };
+    let diag_reply = scan::reply_code(&diag_norm);
     // An X-Unix diagnostic is a program's exit status, not an SMTP reply.
     let reply_code = if matches!(diag_type, Some("x-unix")) {
         scan::reply_code(&more_norm)
     } else {
         // A failure code anywhere beats a 2xx-looking number in the
         // recipient's own lines ("Size (in bytes): 222").
-        let diag_code = scan::reply_code(&diag_norm);
-        let more_code = scan::reply_code(&more_norm);
-        match (diag_code, more_code) {
-            (Some(d), Some(m)) if d < 400 && m >= 400 => Some(m),
-            (d, m) => d.or(m),
+        match diag_reply {
+            Some(d) if d >= 400 => Some(d),
+            d => match (d, scan::reply_code(&more_norm)) {
+                (Some(_), Some(m)) if m >= 400 => Some(m),
+                (d, m) => d.or(m),
+            },
         }
     };
     let action = action
@@ -215,7 +256,7 @@ pub(super) fn recipient(
     ];
     // (When the wider text is the diagnostic itself, the answer would be
     // the same: skip the second scan.)
-    if (vague.contains(&reason) || diag_norm.is_empty()) && text != diag_norm {
+    if (vague.contains(&reason) || diag_norm.is_empty()) && *text != *diag_norm {
         ev.text = &text;
         let wider = reason::decide(&ev);
         if !matches!(wider, Reason::OnHold | Reason::Undefined) {
@@ -229,10 +270,10 @@ pub(super) fn recipient(
     // When the recipient's own lines carry no failure code but the bounce
     // text has a reply line ("Error message below: 550 - no such user"),
     // that line is the server's answer.
-    let own_failure = scan::reply_code(&diag_norm).is_some_and(|c| c >= 400);
+    let own_failure = diag_reply.is_some_and(|c| c >= 400);
     let reply_line = (!own_failure && status.is_none())
         .then(|| {
-            more.lines()
+            scan::lines(more)
                 .map(str::trim)
                 .find(|l| l.len() > 4 && scan::leading_failure_code(l).is_some())
         })
@@ -244,21 +285,54 @@ pub(super) fn recipient(
     } else {
         diagnostic.trim()
     };
-    let diagnostic = diagnostic.split_whitespace().collect::<Vec<_>>().join(" ");
+    let diagnostic = collapse_cut(diagnostic, MAX_DIAGNOSTIC);
     Recipient {
         address: address.to_string(),
         status: status.map(str::to_string),
         reply_code,
         action,
-        diagnostic: Some(cut(&diagnostic, 1000).to_string()).filter(|d| !d.is_empty()),
+        diagnostic: Some(diagnostic).filter(|d| !d.is_empty()),
         reason,
         hard: reason.hardness(permanent),
     }
 }
 
+/// Most bytes of a reported diagnostic.
+const MAX_DIAGNOSTIC: usize = 1000;
+
+/// `text`'s words joined by one space, cut to `max` bytes (see [`cut`]).
+/// Joining stops once past `max`: with no diagnostic of its own, a
+/// recipient reports the whole bounce text, which may be long.
+fn collapse_cut(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max + 1));
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.len() > max {
+            break;
+        }
+    }
+    let end = cut(&out, max).len();
+    out.truncate(end);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn collapse_cut_is_join_then_cut() {
+        let long = "word  é\t".repeat(300);
+        for text in ["", "  a \n b  ", long.as_str()] {
+            for max in [0, 1, 5, 6, 999, 1000, 5000] {
+                let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                assert_eq!(collapse_cut(text, max), cut(&joined, max), "{max}");
+            }
+        }
+    }
 
     #[test]
     fn a_failure_code_elsewhere_beats_a_number_in_the_details() {

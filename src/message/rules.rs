@@ -1027,59 +1027,103 @@ struct Compiled {
     pieces: usize,
 }
 
-static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| {
-    let mut pieces: Vec<&'static str> = Vec::new();
-    let mut patterns = Vec::new();
-    let certain: &[(Reason, &[&str])] = &[(Reason::UserUnknown, CERTAIN_UNKNOWN)];
-    for (table, list) in [(0u8, PHRASES), (1, SECOND_PHRASES), (2, certain)] {
-        for (reason, list) in list {
-            for pattern in *list {
-                let ids: Vec<usize> = pattern
-                    .split('*')
-                    .filter(|p| !p.is_empty())
-                    .map(|piece| match pieces.iter().position(|p| *p == piece) {
-                        Some(i) => i,
-                        None => {
-                            pieces.push(piece);
-                            pieces.len() - 1
-                        }
-                    })
-                    .collect();
-                patterns.push((table, *reason, *pattern, ids));
+/// The phrases of one scan: (table: 0 first, 1 second, 2 certain; the
+/// reason and its phrases).
+type Tables<'a> = &'a [(u8, &'a [(Reason, &'static [&'static str])])];
+
+/// [`CERTAIN_UNKNOWN`] as a table of its own.
+const CERTAIN: &[(Reason, &[&str])] = &[(Reason::UserUnknown, CERTAIN_UNKNOWN)];
+
+impl Compiled {
+    fn new(tables: Tables<'_>) -> Option<Compiled> {
+        let mut pieces: Vec<&'static str> = Vec::new();
+        let mut patterns = Vec::new();
+        for &(table, list) in tables {
+            for (reason, list) in list {
+                for pattern in *list {
+                    let ids: Vec<usize> = pattern
+                        .split('*')
+                        .filter(|p| !p.is_empty())
+                        .map(|piece| match pieces.iter().position(|p| *p == piece) {
+                            Some(i) => i,
+                            None => {
+                                pieces.push(piece);
+                                pieces.len() - 1
+                            }
+                        })
+                        .collect();
+                    patterns.push((table, *reason, *pattern, ids));
+                }
             }
         }
-    }
-    // A contiguous NFA, not a DFA: building a DFA of these tables costs
-    // more than a whole run of scans over short diagnostics saves (a
-    // process classifying a few thousand messages builds it once, on the
-    // critical path), and the NFA scans them nearly as fast.
-    let automaton = AhoCorasick::builder()
-        .kind(Some(AhoCorasickKind::ContiguousNFA))
-        .build(&pieces)
-        .ok()?;
-    let mut by_piece: Vec<Vec<usize>> = vec![Vec::new(); pieces.len()];
-    for (i, (_, _, _, ids)) in patterns.iter().enumerate() {
-        for &p in ids {
-            by_piece[p].push(i);
+        // A contiguous NFA, not a DFA: building a DFA of these tables costs
+        // more than a whole run of scans over short diagnostics saves (a
+        // process classifying a few thousand messages builds it once, on the
+        // critical path), and the NFA scans them nearly as fast.
+        let automaton = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .build(&pieces)
+            .ok()?;
+        let mut by_piece: Vec<Vec<usize>> = vec![Vec::new(); pieces.len()];
+        for (i, (_, _, _, ids)) in patterns.iter().enumerate() {
+            for &p in ids {
+                by_piece[p].push(i);
+            }
         }
+        Some(Compiled {
+            automaton,
+            patterns,
+            pieces: pieces.len(),
+            by_piece,
+        })
     }
-    Some(Compiled {
-        automaton,
-        patterns,
-        pieces: pieces.len(),
-        by_piece,
-    })
+}
+
+/// Every phrase of the three tables.
+const ALL_TABLES: Tables<'static> = &[(0, PHRASES), (1, SECOND_PHRASES), (2, CERTAIN)];
+
+static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| Compiled::new(ALL_TABLES));
+
+/// [`PHRASES`] of `suspend` and [`CERTAIN_UNKNOWN`]: all that a bounce's
+/// whole text is scanned for (see [`scan_context`]). A few dozen phrases
+/// let the automaton skip ahead with a prefilter, where the full tables
+/// walk every byte.
+static CONTEXT: LazyLock<Option<Compiled>> = LazyLock::new(|| {
+    let suspend: Vec<(Reason, &'static [&'static str])> = PHRASES
+        .iter()
+        .filter(|(r, _)| *r == Reason::Suspend)
+        .copied()
+        .collect();
+    Compiled::new(&[(0, &suspend), (2, CERTAIN)])
 });
+
+/// Builds both automata now rather than at first use.
+pub(super) fn prepare() {
+    LazyLock::force(&COMPILED);
+    LazyLock::force(&CONTEXT);
+}
 
 /// Finds which reasons' phrases occur in `text` (lowercase, whitespace
 /// collapsed) in one pass.
 pub fn scan(text: &str) -> Hits {
+    scan_with(COMPILED.as_ref(), ALL_TABLES, text)
+}
+
+/// [`scan`] that only answers [`Hits::first`] for `suspend` and
+/// [`Hits::certain_unknown`] (the rest is unset): for long texts.
+pub fn scan_context(text: &str) -> Hits {
+    let mut hits = scan_with(CONTEXT.as_ref(), ALL_TABLES, text);
+    hits.first &= bit(Reason::Suspend);
+    hits.second = 0;
+    hits
+}
+
+fn scan_with(compiled: Option<&Compiled>, tables: Tables<'_>, text: &str) -> Hits {
     let mut hits = Hits::default();
-    let Some(c) = COMPILED.as_ref() else {
+    let Some(c) = compiled else {
         // The automaton always builds from the static tables; this is only
         // a total fallback.
-        let certain: &[(Reason, &[&str])] = &[(Reason::UserUnknown, CERTAIN_UNKNOWN)];
-        for (table, list) in [(0u8, PHRASES), (1, SECOND_PHRASES), (2, certain)] {
+        for &(table, list) in tables {
             for (reason, phrases) in list {
                 if phrases.iter().any(|p| phrase_matches(text, p)) {
                     hits.set(table, *reason);
@@ -1127,6 +1171,20 @@ mod tests {
             "does not exist user",
             "user * does not exist"
         ));
+    }
+
+    #[test]
+    fn context_scan_agrees_with_the_full_scan() {
+        for text in [
+            "the user(s) account is disabled.",
+            "because the address couldn't be found, or is unable to receive mail",
+            "mailbox full; user unknown",
+            "",
+        ] {
+            let (full, part) = (scan(text), scan_context(text));
+            assert_eq!(full.first(Reason::Suspend), part.first(Reason::Suspend));
+            assert_eq!(full.certain_unknown(), part.certain_unknown());
+        }
     }
 
     #[test]

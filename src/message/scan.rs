@@ -1,6 +1,23 @@
 //! Small linear scanners over text: e-mail addresses, enhanced status codes
 //! and SMTP reply codes. No regex: each is one pass with bounded look-back.
 
+/// `str::lines` (a `\r` is dropped only before a `\n`) with the `memchr`
+/// crate's search for each line end.
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(i) = memchr::memchr(b'\n', rest.as_bytes()) else {
+            return Some(std::mem::take(&mut rest));
+        };
+        let line = &rest[..i];
+        rest = &rest[i + 1..];
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    })
+}
+
 /// Longest local part and domain we accept (RFC 5321 limits).
 const MAX_LOCAL: usize = 64;
 const MAX_DOMAIN: usize = 255;
@@ -16,8 +33,17 @@ fn is_domain_char(c: u8) -> bool {
 /// Every address in `text`, in order, as (byte offset, address with the
 /// domain lowercased).
 pub fn addresses(text: &str) -> Vec<(usize, String)> {
-    let b = text.as_bytes();
     let mut out = Vec::new();
+    each_address(text, |at, a| {
+        out.push((at, a));
+        true
+    });
+    out
+}
+
+/// Calls `f` with each address in `text`, in order, while it returns true.
+fn each_address(text: &str, mut f: impl FnMut(usize, String) -> bool) {
+    let b = text.as_bytes();
     let mut i = 0;
     while let Some(off) = memchr::memchr(b'@', &b[i..]) {
         let at = i + off;
@@ -67,14 +93,20 @@ pub fn addresses(text: &str) -> Vec<(usize, String)> {
         address.push_str(local);
         address.push('@');
         address.extend(domain.chars().map(|c| c.to_ascii_lowercase()));
-        out.push((s, address));
+        if !f(s, address) {
+            return;
+        }
     }
-    out
 }
 
-/// The first address in `text`.
+/// The first address in `text` (the rest is not looked at).
 pub fn first_address(text: &str) -> Option<String> {
-    addresses(text).into_iter().next().map(|(_, a)| a)
+    let mut first = None;
+    each_address(text, |_, a| {
+        first = Some(a);
+        false
+    });
+    first
 }
 
 /// The address part of a header such as `"Name" <a@b>` or `rfc822; a@b`.
@@ -92,11 +124,9 @@ pub fn header_address(value: &str) -> Option<String> {
 /// part of a longer dotted number such as an IP address.
 pub fn status_code(text: &str) -> Option<&str> {
     let b = text.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if matches!(c, b'2' | b'4' | b'5')
-            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.'))
+    // Only a 2, 4 or 5 can start one: jump from one to the next.
+    for i in memchr::memchr3_iter(b'2', b'4', b'5', b) {
+        if (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.'))
             && b.get(i + 1) == Some(&b'.')
         {
             let mut j = i + 2;
@@ -114,7 +144,6 @@ pub fn status_code(text: &str) -> Option<&str> {
                 }
             }
         }
-        i += 1;
     }
     None
 }
@@ -148,7 +177,8 @@ pub fn reply_code(text: &str) -> Option<u16> {
 /// The first reply code and its byte offset.
 fn any_reply_code(text: &str) -> Option<(u16, usize)> {
     let b = text.as_bytes();
-    (0..b.len().saturating_sub(2))
+    // Only a 2, 4 or 5 can start one: jump from one to the next.
+    memchr::memchr3_iter(b'2', b'4', b'5', &b[..b.len().saturating_sub(2)])
         .find(|&i| code_at(b, i))
         .and_then(|i| text[i..i + 3].parse().ok().map(|c| (c, i)))
 }
@@ -186,6 +216,26 @@ fn code_at(b: &[u8], i: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_str_lines() {
+        for t in [
+            "",
+            "a",
+            "a\n",
+            "a\r\nb\r",
+            "\n\n",
+            "a\r",
+            "\r\n",
+            "x\ry\n\rz",
+        ] {
+            assert_eq!(
+                lines(t).collect::<Vec<_>>(),
+                t.lines().collect::<Vec<_>>(),
+                "{t:?}"
+            );
+        }
+    }
 
     #[test]
     fn addresses_found_with_domain_lowercased() {

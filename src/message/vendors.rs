@@ -231,7 +231,11 @@ pub fn split_original(text: &str) -> (&str, &str) {
     let Some(ac) = MARKERS.as_ref() else {
         return (text, "");
     };
-    for m in ac.find_iter(text) {
+    // Lowercased ASCII keeps every byte where it was, so matches in the
+    // copy are matches in `text`; without case folding in the automaton,
+    // its prefilter can skip most of the text.
+    let lower = text.to_ascii_lowercase();
+    for m in ac.find_iter(&lower) {
         let start = text[..m.start()].rfind('\n').map_or(0, |i| i + 1);
         let end = text[m.end()..]
             .find('\n')
@@ -253,10 +257,10 @@ pub fn split_original(text: &str) -> (&str, &str) {
     (text, "")
 }
 
-/// [`ORIGINAL_MARKERS`] then [`SEPARATOR_WORDS`], matched without case.
+/// [`ORIGINAL_MARKERS`] then [`SEPARATOR_WORDS`] (all lowercase), matched
+/// in lowercased text.
 static MARKERS: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
     AhoCorasick::builder()
-        .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostFirst)
         .build(ORIGINAL_MARKERS.iter().chain(SEPARATOR_WORDS))
         .ok()
@@ -268,6 +272,13 @@ static BOUNCE_TEXT: LazyLock<Option<AhoCorasick>> =
 /// [`STRONG_BOUNCE_PHRASES`] in one automaton.
 static STRONG_TEXT: LazyLock<Option<AhoCorasick>> =
     LazyLock::new(|| AhoCorasick::new(STRONG_BOUNCE_PHRASES).ok());
+
+/// Builds the automata above now rather than at first use.
+pub(super) fn prepare() {
+    LazyLock::force(&MARKERS);
+    LazyLock::force(&BOUNCE_TEXT);
+    LazyLock::force(&STRONG_TEXT);
+}
 
 /// Does `line` start with `prefix` (lowercase ASCII), ignoring case?
 fn starts_with_ci(line: &str, prefix: &str) -> bool {
@@ -281,7 +292,7 @@ fn reply_line(line: &str) -> bool {
 }
 
 /// The headers of a returned message quoted as text after the separator.
-pub fn quoted_headers(rest: &str) -> Option<Headers> {
+pub fn quoted_headers(rest: &str) -> Option<Headers<'_>> {
     let start = rest.trim_start_matches(['\r', '\n', ' ']);
     let (head, _) = split_head(start.as_bytes());
     let h = parse_headers(head);
@@ -313,10 +324,10 @@ pub struct TextRecipient {
 /// Finds failed recipients in the error part of a bounce text. `exclude`
 /// holds addresses (lowercase) that are the sender's, never a recipient.
 pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
-    let lines: Vec<&str> = error.lines().take(2000).collect();
+    let lines: Vec<&str> = scan::lines(error).take(2000).collect();
     let mut found: Vec<(String, Vec<usize>)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        if !line.contains('@') {
+        if memchr::memchr(b'@', line.as_bytes()).is_none() {
             continue;
         }
         let l = line.trim_start();
@@ -415,6 +426,13 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markers_are_lowercase() {
+        for m in ORIGINAL_MARKERS.iter().chain(SEPARATOR_WORDS) {
+            assert_eq!(*m, m.to_ascii_lowercase());
+        }
+    }
 
     #[test]
     fn qmail_text_names_the_recipient_and_reply() {

@@ -64,7 +64,11 @@ struct CheckObserver {
     /// Text mode: one line per message (a person is looking: a terminal,
     /// `--dry-run` or `-v`); otherwise, as in cron, the summary only.
     per_message: bool,
-    out: io::StdoutLock<'static>,
+    /// Block-buffered: one `write` per 8 KiB, not per line, unless a
+    /// person is watching (`flush_lines`).
+    out: io::BufWriter<io::StdoutLock<'static>>,
+    /// Stdout is a terminal: show each line as it is written.
+    flush_lines: bool,
     open: bool,
     bar: Option<indicatif::ProgressBar>,
 }
@@ -75,14 +79,15 @@ impl check::Observer for CheckObserver {
             return;
         }
         self.open = if self.json {
-            serde_json::to_string(r)
-                .map(|s| output::line(&mut self.out, &s))
-                .unwrap_or(false)
+            output::json_line(&mut self.out, r)
         } else if self.per_message {
             output::line(&mut self.out, r)
         } else {
-            true
+            return;
         };
+        if self.flush_lines && self.open {
+            self.open = self.out.flush().is_ok();
+        }
     }
 
     fn problem(&mut self, text: &str) {
@@ -133,19 +138,20 @@ fn check_cmd(g: &Global, config: &Config, a: &CheckArgs) -> anyhow::Result<Exit>
         now: bouncectl::time::now(),
         per_transaction: bouncectl::store::transaction_messages(),
     };
+    let terminal = io::stdout().is_terminal();
     let mut obs = CheckObserver {
         json: g.json,
         verbose: g.verbose,
-        per_message: !g.quiet && (a.dry_run || g.verbose > 0 || io::stdout().is_terminal()),
-        out: io::stdout().lock(),
+        per_message: !g.quiet && (a.dry_run || g.verbose > 0 || terminal),
+        out: io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+        flush_lines: terminal,
         open: true,
         bar: None,
     };
     let report = check::run(config, &opts, &mut obs)?;
     if obs.open {
         if g.json {
-            let s = serde_json::to_string(&report.summary)?;
-            output::line(&mut obs.out, &s);
+            output::json_line(&mut obs.out, &report.summary);
         } else if !g.quiet {
             output::line(&mut obs.out, &report.summary);
         }

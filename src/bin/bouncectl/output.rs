@@ -12,6 +12,12 @@ pub fn line(out: &mut impl Write, text: &dyn std::fmt::Display) -> bool {
     }
 }
 
+/// Writes a value as one JSON line, serialised straight into `out` (no
+/// intermediate string); `false` once the reader has gone away.
+pub fn json_line(out: &mut impl Write, value: &impl serde::Serialize) -> bool {
+    serde_json::to_writer(&mut *out, value).is_ok() && out.write_all(b"\n").is_ok()
+}
+
 /// Prints an error and its causes on one line.
 pub fn error(e: &anyhow::Error) {
     let mut text = format!("bouncectl: {e}");
