@@ -95,6 +95,9 @@ pub fn run(
             "no PATH given and no site has a [site.mailbox]: name files, a Maildir or an mbox to check".into(),
         ));
     }
+    // The classifier's automata are built while sources are opened and the
+    // first messages read or fetched, instead of while every worker waits.
+    std::thread::spawn(message::prepare);
     // Open every local source before recording anything: a bad path fails
     // the run with nothing recorded.
     let mut sources = Vec::new();
@@ -191,6 +194,9 @@ enum Tally {
     },
 }
 
+/// Messages in the first batch read from a local source.
+const FIRST_BATCH: usize = 64;
+
 /// A batch of server messages: looked up in the ledger, then fetched and
 /// classified, waiting for its commit.
 struct Planned {
@@ -236,7 +242,9 @@ impl<'a> Run<'a> {
 
     fn local(&mut self, site: &Site, mut source: Source) -> Result<(), super::Error> {
         let name = source.name().to_string();
-        let mut next = self.read_batch(&name, &mut source);
+        // A small first batch: the workers start on it while the main
+        // thread reads the next, instead of idling through 1,000 reads.
+        let mut next = self.read_batch(&name, &mut source, FIRST_BATCH);
         let mut waiting: Option<Vec<Pending>> = None;
         while !next.1.is_empty() {
             let (uids, raws) = std::mem::take(&mut next);
@@ -250,7 +258,7 @@ impl<'a> Run<'a> {
                         self.flush_local(site)?;
                     }
                 }
-                next = self.read_batch(&name, &mut source);
+                next = self.read_batch(&name, &mut source, BATCH_MESSAGES);
                 Ok::<(), crate::store::Error>(())
             });
             committed?;
@@ -270,10 +278,11 @@ impl<'a> Run<'a> {
         &mut self,
         name: &str,
         source: &mut Source,
+        limit: usize,
     ) -> (Vec<Option<String>>, Vec<Vec<u8>>) {
         let (mut uids, mut raws) = (Vec::new(), Vec::new());
         let mut bytes = 0u64;
-        while raws.len() < BATCH_MESSAGES && bytes < BATCH_BYTES {
+        while raws.len() < limit && bytes < BATCH_BYTES {
             match source.next() {
                 None => break,
                 Some(Ok(LocalMessage { uid, bytes: raw })) => {
