@@ -38,6 +38,8 @@ pub struct ImapMailbox {
     user: String,
     folder: String,
     uidvalidity: u32,
+    /// Messages in the folder when it was selected.
+    exists: u32,
     after: After,
     /// RFC 4315: `UID EXPUNGE` removes only our messages.
     uidplus: bool,
@@ -137,6 +139,7 @@ pub fn open(settings: &Settings) -> Result<Box<dyn Mailbox>, Error> {
             user: settings.username.clone(),
             folder: settings.folder.clone(),
             uidvalidity,
+            exists: selected.exists,
             after: settings.after.clone(),
             uidplus,
             can_move,
@@ -322,6 +325,64 @@ impl ImapMailbox {
         imap_error(&self.target, doing, e)
     }
 
+    /// Sends `args` under our own tag and passes every response up to its
+    /// tagged completion to `each`; a NO, BAD or BYE is the error.
+    fn command(
+        &mut self,
+        args: &str,
+        doing: &str,
+        mut each: impl FnMut(Response<'_>),
+    ) -> Result<(), Error> {
+        self.tag += 1;
+        let tag = format!("b{}", self.tag);
+        let mut wire = self.wire.lock();
+        wire.send(format!("{tag} {args}\r\n").as_bytes())
+            .map_err(|e| self.target.io_error(doing, &e))?;
+        let done = loop {
+            let step = wire.response(|r| match r {
+                Response::Tagged {
+                    tag: t,
+                    status,
+                    text,
+                } if t == tag.as_bytes() => Some(Ok((status, text))),
+                Response::Bye(text) => Some(Err(text)),
+                r => {
+                    each(r);
+                    None
+                }
+            });
+            match step {
+                Ok(None) => {}
+                Ok(Some(done)) => break done,
+                Err(wire::Failure::Io(e)) => return Err(self.target.io_error(doing, &e)),
+                Err(wire::Failure::Protocol(reason)) => {
+                    return Err(Error::Protocol {
+                        server: self.target.server(),
+                        reason: format!("{doing}: {reason}"),
+                    });
+                }
+            }
+        };
+        wire.shrink();
+        drop(wire);
+        let server = self.target.server();
+        match done {
+            Ok((Status::Ok, _)) => Ok(()),
+            Ok((Status::No, text)) if is_unavailable(&text) => Err(Error::Temporary {
+                server,
+                reason: format!("{doing}: {text}"),
+            }),
+            Ok((_, text)) => Err(Error::Protocol {
+                server,
+                reason: format!("{doing}: {text}"),
+            }),
+            Err(text) => Err(Error::Temporary {
+                server,
+                reason: format!("the server closed the session {doing}: {text}"),
+            }),
+        }
+    }
+
     /// Untagged responses we do not use would pile up for the whole session.
     fn drain(&mut self) {
         self.session.take_all_unsolicited().for_each(drop);
@@ -382,35 +443,38 @@ impl Mailbox for ImapMailbox {
     }
 
     fn list(&mut self) -> Result<Vec<MessageRef>, Error> {
-        let uids: HashSet<u32> = self
-            .session
-            .uid_search("ALL")
-            .map_err(|e| imap_error(&self.target, "listing messages", e))?;
-        if uids.is_empty() {
+        // `UID FETCH 1:*` in an empty folder is an error to some servers.
+        if self.exists == 0 {
             return Ok(Vec::new());
         }
-        let fetches = self
-            .session
-            .uid_fetch("1:*", "(RFC822.SIZE)")
-            .map_err(|e| imap_error(&self.target, "listing message sizes", e))?;
-        let mut refs: Vec<MessageRef> = fetches
-            .iter()
-            .filter_map(|f| {
-                let uid = f.uid.filter(|u| uids.contains(u))?;
-                Some(MessageRef {
-                    uid: format!(
-                        "imap:{}@{}/{};UIDVALIDITY={};UID={uid}",
-                        self.user, self.target.host, self.folder, self.uidvalidity
-                    ),
-                    size: u64::from(f.size.unwrap_or(0)),
-                    handle: uid,
-                })
+        // One command, read by our own parser: the crate's took longer than
+        // the server to list thousands of messages, and a `UID SEARCH` first
+        // added a round trip for nothing (every FETCH response names its UID).
+        let mut sizes: Vec<(u32, u64)> = Vec::with_capacity(self.exists as usize);
+        self.command("UID FETCH 1:* (UID RFC822.SIZE)", "listing messages", |r| {
+            // Without a size it is an unsolicited flag update.
+            if let Response::Fetch {
+                uid: Some(uid),
+                size: Some(size),
+                ..
+            } = r
+            {
+                sizes.push((uid, size));
+            }
+        })?;
+        sizes.sort_unstable();
+        sizes.dedup_by_key(|(uid, _)| *uid);
+        Ok(sizes
+            .into_iter()
+            .map(|(uid, size)| MessageRef {
+                uid: format!(
+                    "imap:{}@{}/{};UIDVALIDITY={};UID={uid}",
+                    self.user, self.target.host, self.folder, self.uidvalidity
+                ),
+                size,
+                handle: uid,
             })
-            .collect();
-        drop(fetches);
-        self.drain();
-        refs.sort_by_key(|r| r.handle);
-        Ok(refs)
+            .collect())
     }
 
     fn fetch(&mut self, refs: &[MessageRef]) -> Result<Vec<Vec<u8>>, Error> {
@@ -419,70 +483,21 @@ impl Mailbox for ImapMailbox {
         }
         let mut bodies: HashMap<u32, Vec<u8>> = HashMap::with_capacity(refs.len());
         let wanted: HashSet<u32> = refs.iter().map(|r| r.handle).collect();
-        self.tag += 1;
-        let tag = format!("b{}", self.tag);
-        let command = format!(
-            "{tag} UID FETCH {} BODY.PEEK[]\r\n",
+        let args = format!(
+            "UID FETCH {} BODY.PEEK[]",
             uid_set(refs.iter().map(|r| r.handle))
         );
-        let doing = "fetching messages";
-        let mut wire = self.wire.lock();
-        wire.send(command.as_bytes())
-            .map_err(|e| self.target.io_error(doing, &e))?;
-        let done = loop {
-            let step = wire.response(|r| match r {
-                Response::Fetch {
-                    uid: Some(uid),
-                    body: Some(body),
-                    ..
-                } if wanted.contains(&uid) => {
-                    bodies.insert(uid, body.into_owned());
-                    None
-                }
-                Response::Tagged {
-                    tag: t,
-                    status,
-                    text,
-                } if t == tag.as_bytes() => Some(Ok((status, text))),
-                Response::Bye(text) => Some(Err(text)),
-                _ => None,
-            });
-            match step {
-                Ok(None) => {}
-                Ok(Some(done)) => break done,
-                Err(wire::Failure::Io(e)) => return Err(self.target.io_error(doing, &e)),
-                Err(wire::Failure::Protocol(reason)) => {
-                    return Err(Error::Protocol {
-                        server: self.target.server(),
-                        reason: format!("{doing}: {reason}"),
-                    });
-                }
+        self.command(&args, "fetching messages", |r| {
+            if let Response::Fetch {
+                uid: Some(uid),
+                body: Some(body),
+                ..
+            } = r
+                && wanted.contains(&uid)
+            {
+                bodies.insert(uid, body.into_owned());
             }
-        };
-        wire.shrink();
-        drop(wire);
-        let server = self.target.server();
-        match done {
-            Ok((Status::Ok, _)) => {}
-            Ok((Status::No, text)) if is_unavailable(&text) => {
-                return Err(Error::Temporary {
-                    server,
-                    reason: format!("{doing}: {text}"),
-                });
-            }
-            Ok((_, text)) => {
-                return Err(Error::Protocol {
-                    server,
-                    reason: format!("{doing}: {text}"),
-                });
-            }
-            Err(text) => {
-                return Err(Error::Temporary {
-                    server,
-                    reason: format!("the server closed the session {doing}: {text}"),
-                });
-            }
-        }
+        })?;
         refs.iter()
             .map(|r| {
                 bodies.remove(&r.handle).ok_or_else(|| Error::Temporary {
