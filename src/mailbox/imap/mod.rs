@@ -297,9 +297,28 @@ fn imap_error(target: &Target, doing: &str, e: imap::Error) -> Error {
 
 /// A UID set in ranges: "3:5,9".
 fn uid_set(uids: impl IntoIterator<Item = u32>) -> String {
+    uid_sets(uids, usize::MAX).concat()
+}
+
+/// The longest UID set put in one STORE, COPY, MOVE or EXPUNGE. Servers
+/// limit command lines (Dovecot to 64 KiB), and the set of messages removed
+/// at once, or expunged at the end of a session, can hold thousands of
+/// scattered UIDs (kept non-bounces between the removed ones).
+const MAX_SET: usize = 8 * 1024;
+
+/// The highest UID of a set made by [`uid_sets`] (its last range's end).
+fn set_last(set: &str) -> u32 {
+    let last = set.rsplit([',', ':']).next().unwrap_or_default();
+    last.parse().unwrap_or(u32::MAX)
+}
+
+/// `uids` in ranges, as sets of at most `max` characters (one range at
+/// least): "1:3,7" and "9:12" rather than "1:3,7,9:12" when `max` < 10.
+fn uid_sets(uids: impl IntoIterator<Item = u32>, max: usize) -> Vec<String> {
     let mut uids: Vec<u32> = uids.into_iter().collect();
     uids.sort_unstable();
     uids.dedup();
+    let mut sets = Vec::new();
     let mut out = String::new();
     let mut i = 0;
     while i < uids.len() {
@@ -307,17 +326,24 @@ fn uid_set(uids: impl IntoIterator<Item = u32>) -> String {
         while i + 1 < uids.len() && uids[i + 1] == uids[i] + 1 {
             i += 1;
         }
+        let range = if uids[i] == start {
+            start.to_string()
+        } else {
+            format!("{start}:{}", uids[i])
+        };
+        if !out.is_empty() && out.len() + 1 + range.len() > max {
+            sets.push(std::mem::take(&mut out));
+        }
         if !out.is_empty() {
             out.push(',');
         }
-        if uids[i] == start {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{}", uids[i]));
-        }
+        out.push_str(&range);
         i += 1;
     }
-    out
+    if !out.is_empty() {
+        sets.push(out);
+    }
+    sets
 }
 
 impl ImapMailbox {
@@ -388,14 +414,12 @@ impl ImapMailbox {
         self.session.take_all_unsolicited().for_each(drop);
     }
 
-    fn delete(&mut self, refs: &[MessageRef]) -> Result<(), Error> {
+    /// Flags the messages of `set` (which holds `uids`) `\Deleted`.
+    fn delete(&mut self, set: &str, uids: &[u32]) -> Result<(), Error> {
         self.session
-            .uid_store(
-                uid_set(refs.iter().map(|r| r.handle)),
-                "+FLAGS.SILENT (\\Deleted)",
-            )
+            .uid_store(set, "+FLAGS.SILENT (\\Deleted)")
             .map_err(|e| self.err("flagging messages deleted", e))?;
-        self.flagged.extend(refs.iter().map(|r| r.handle));
+        self.flagged.extend_from_slice(uids);
         Ok(())
     }
 
@@ -509,20 +533,26 @@ impl Mailbox for ImapMailbox {
     }
 
     fn remove(&mut self, refs: &[MessageRef]) -> Result<(), Error> {
-        if refs.is_empty() {
-            return Ok(());
-        }
-        let set = uid_set(refs.iter().map(|r| r.handle));
-        match self.after.clone() {
-            After::Keep => {}
-            After::Delete => self.delete(refs)?,
-            After::Move(folder) if self.can_move => self.copy_or_move(&set, &folder, true)?,
-            After::Move(folder) => {
-                self.copy_or_move(&set, &folder, false)?;
-                self.delete(refs)?;
+        let mut uids: Vec<u32> = refs.iter().map(|r| r.handle).collect();
+        uids.sort_unstable();
+        uids.dedup();
+        let after = self.after.clone();
+        for set in uid_sets(uids.iter().copied(), MAX_SET) {
+            // The UIDs of this set: the next ones in order, up to its last.
+            let last = set_last(&set);
+            let n = uids.partition_point(|&u| u <= last);
+            let these: Vec<u32> = uids.drain(..n).collect();
+            match &after {
+                After::Keep => {}
+                After::Delete => self.delete(&set, &these)?,
+                After::Move(folder) if self.can_move => self.copy_or_move(&set, folder, true)?,
+                After::Move(folder) => {
+                    self.copy_or_move(&set, folder, false)?;
+                    self.delete(&set, &these)?;
+                }
             }
+            self.drain();
         }
-        self.drain();
         Ok(())
     }
 
@@ -530,8 +560,10 @@ impl Mailbox for ImapMailbox {
         if !self.flagged.is_empty() {
             let done = if self.uidplus {
                 // UID EXPUNGE leaves alone what others flagged \Deleted.
-                let set = uid_set(std::mem::take(&mut self.flagged));
-                self.session.uid_expunge(set).map(drop)
+                let flagged = std::mem::take(&mut self.flagged);
+                uid_sets(flagged, MAX_SET)
+                    .into_iter()
+                    .try_for_each(|set| self.session.uid_expunge(set).map(drop))
             } else {
                 self.session.expunge().map(drop)
             };
@@ -551,6 +583,20 @@ mod tests {
     fn uid_set_collapses_runs() {
         assert_eq!(uid_set([9, 3, 4, 5, 7, 8, 1]), "1,3:5,7:9");
         assert_eq!(uid_set([42]), "42");
+        assert_eq!(uid_set([]), "");
+    }
+
+    #[test]
+    fn scattered_uids_are_split_into_bounded_sets() {
+        assert_eq!(uid_sets([1, 2, 3, 7, 9, 10, 11, 12], 9), ["1:3,7", "9:12"]);
+        // One range longer than the bound still goes out whole.
+        assert_eq!(uid_sets([100, 101], 3), ["100:101"]);
+        let every_other: Vec<u32> = (0..20_000).map(|i| 1_000_000 + 2 * i).collect();
+        let sets = uid_sets(every_other.iter().copied(), MAX_SET);
+        assert!(sets.len() > 1 && sets.iter().all(|s| s.len() <= MAX_SET));
+        assert_eq!(sets.join(","), uid_set(every_other));
+        assert_eq!(set_last("1:3,7"), 7);
+        assert_eq!(set_last("9:12"), 12);
     }
 
     #[test]
