@@ -38,6 +38,8 @@ pub struct ImapMailbox {
     user: String,
     folder: String,
     uidvalidity: u32,
+    /// Messages in the folder when it was selected.
+    exists: u32,
     after: After,
     /// RFC 4315: `UID EXPUNGE` removes only our messages.
     uidplus: bool,
@@ -137,6 +139,7 @@ pub fn open(settings: &Settings) -> Result<Box<dyn Mailbox>, Error> {
             user: settings.username.clone(),
             folder: settings.folder.clone(),
             uidvalidity,
+            exists: selected.exists,
             after: settings.after.clone(),
             uidplus,
             can_move,
@@ -294,9 +297,28 @@ fn imap_error(target: &Target, doing: &str, e: imap::Error) -> Error {
 
 /// A UID set in ranges: "3:5,9".
 fn uid_set(uids: impl IntoIterator<Item = u32>) -> String {
+    uid_sets(uids, usize::MAX).concat()
+}
+
+/// The longest UID set put in one STORE, COPY, MOVE or EXPUNGE. Servers
+/// limit command lines (Dovecot to 64 KiB), and the set of messages removed
+/// at once, or expunged at the end of a session, can hold thousands of
+/// scattered UIDs (kept non-bounces between the removed ones).
+const MAX_SET: usize = 8 * 1024;
+
+/// The highest UID of a set made by [`uid_sets`] (its last range's end).
+fn set_last(set: &str) -> u32 {
+    let last = set.rsplit([',', ':']).next().unwrap_or_default();
+    last.parse().unwrap_or(u32::MAX)
+}
+
+/// `uids` in ranges, as sets of at most `max` characters (one range at
+/// least): "1:3,7" and "9:12" rather than "1:3,7,9:12" when `max` < 10.
+fn uid_sets(uids: impl IntoIterator<Item = u32>, max: usize) -> Vec<String> {
     let mut uids: Vec<u32> = uids.into_iter().collect();
     uids.sort_unstable();
     uids.dedup();
+    let mut sets = Vec::new();
     let mut out = String::new();
     let mut i = 0;
     while i < uids.len() {
@@ -304,17 +326,24 @@ fn uid_set(uids: impl IntoIterator<Item = u32>) -> String {
         while i + 1 < uids.len() && uids[i + 1] == uids[i] + 1 {
             i += 1;
         }
+        let range = if uids[i] == start {
+            start.to_string()
+        } else {
+            format!("{start}:{}", uids[i])
+        };
+        if !out.is_empty() && out.len() + 1 + range.len() > max {
+            sets.push(std::mem::take(&mut out));
+        }
         if !out.is_empty() {
             out.push(',');
         }
-        if uids[i] == start {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{}", uids[i]));
-        }
+        out.push_str(&range);
         i += 1;
     }
-    out
+    if !out.is_empty() {
+        sets.push(out);
+    }
+    sets
 }
 
 impl ImapMailbox {
@@ -322,19 +351,75 @@ impl ImapMailbox {
         imap_error(&self.target, doing, e)
     }
 
+    /// Sends `args` under our own tag and passes every response up to its
+    /// tagged completion to `each`; a NO, BAD or BYE is the error.
+    fn command(
+        &mut self,
+        args: &str,
+        doing: &str,
+        mut each: impl FnMut(Response<'_>),
+    ) -> Result<(), Error> {
+        self.tag += 1;
+        let tag = format!("b{}", self.tag);
+        let mut wire = self.wire.lock();
+        wire.send(format!("{tag} {args}\r\n").as_bytes())
+            .map_err(|e| self.target.io_error(doing, &e))?;
+        let done = loop {
+            let step = wire.response(|r| match r {
+                Response::Tagged {
+                    tag: t,
+                    status,
+                    text,
+                } if t == tag.as_bytes() => Some(Ok((status, text))),
+                Response::Bye(text) => Some(Err(text)),
+                r => {
+                    each(r);
+                    None
+                }
+            });
+            match step {
+                Ok(None) => {}
+                Ok(Some(done)) => break done,
+                Err(wire::Failure::Io(e)) => return Err(self.target.io_error(doing, &e)),
+                Err(wire::Failure::Protocol(reason)) => {
+                    return Err(Error::Protocol {
+                        server: self.target.server(),
+                        reason: format!("{doing}: {reason}"),
+                    });
+                }
+            }
+        };
+        wire.shrink();
+        drop(wire);
+        let server = self.target.server();
+        match done {
+            Ok((Status::Ok, _)) => Ok(()),
+            Ok((Status::No, text)) if is_unavailable(&text) => Err(Error::Temporary {
+                server,
+                reason: format!("{doing}: {text}"),
+            }),
+            Ok((_, text)) => Err(Error::Protocol {
+                server,
+                reason: format!("{doing}: {text}"),
+            }),
+            Err(text) => Err(Error::Temporary {
+                server,
+                reason: format!("the server closed the session {doing}: {text}"),
+            }),
+        }
+    }
+
     /// Untagged responses we do not use would pile up for the whole session.
     fn drain(&mut self) {
         self.session.take_all_unsolicited().for_each(drop);
     }
 
-    fn delete(&mut self, refs: &[MessageRef]) -> Result<(), Error> {
+    /// Flags the messages of `set` (which holds `uids`) `\Deleted`.
+    fn delete(&mut self, set: &str, uids: &[u32]) -> Result<(), Error> {
         self.session
-            .uid_store(
-                uid_set(refs.iter().map(|r| r.handle)),
-                "+FLAGS.SILENT (\\Deleted)",
-            )
+            .uid_store(set, "+FLAGS.SILENT (\\Deleted)")
             .map_err(|e| self.err("flagging messages deleted", e))?;
-        self.flagged.extend(refs.iter().map(|r| r.handle));
+        self.flagged.extend_from_slice(uids);
         Ok(())
     }
 
@@ -382,35 +467,38 @@ impl Mailbox for ImapMailbox {
     }
 
     fn list(&mut self) -> Result<Vec<MessageRef>, Error> {
-        let uids: HashSet<u32> = self
-            .session
-            .uid_search("ALL")
-            .map_err(|e| imap_error(&self.target, "listing messages", e))?;
-        if uids.is_empty() {
+        // `UID FETCH 1:*` in an empty folder is an error to some servers.
+        if self.exists == 0 {
             return Ok(Vec::new());
         }
-        let fetches = self
-            .session
-            .uid_fetch("1:*", "(RFC822.SIZE)")
-            .map_err(|e| imap_error(&self.target, "listing message sizes", e))?;
-        let mut refs: Vec<MessageRef> = fetches
-            .iter()
-            .filter_map(|f| {
-                let uid = f.uid.filter(|u| uids.contains(u))?;
-                Some(MessageRef {
-                    uid: format!(
-                        "imap:{}@{}/{};UIDVALIDITY={};UID={uid}",
-                        self.user, self.target.host, self.folder, self.uidvalidity
-                    ),
-                    size: u64::from(f.size.unwrap_or(0)),
-                    handle: uid,
-                })
+        // One command, read by our own parser: the crate's took longer than
+        // the server to list thousands of messages, and a `UID SEARCH` first
+        // added a round trip for nothing (every FETCH response names its UID).
+        let mut sizes: Vec<(u32, u64)> = Vec::with_capacity(self.exists as usize);
+        self.command("UID FETCH 1:* (UID RFC822.SIZE)", "listing messages", |r| {
+            // Without a size it is an unsolicited flag update.
+            if let Response::Fetch {
+                uid: Some(uid),
+                size: Some(size),
+                ..
+            } = r
+            {
+                sizes.push((uid, size));
+            }
+        })?;
+        sizes.sort_unstable();
+        sizes.dedup_by_key(|(uid, _)| *uid);
+        Ok(sizes
+            .into_iter()
+            .map(|(uid, size)| MessageRef {
+                uid: format!(
+                    "imap:{}@{}/{};UIDVALIDITY={};UID={uid}",
+                    self.user, self.target.host, self.folder, self.uidvalidity
+                ),
+                size,
+                handle: uid,
             })
-            .collect();
-        drop(fetches);
-        self.drain();
-        refs.sort_by_key(|r| r.handle);
-        Ok(refs)
+            .collect())
     }
 
     fn fetch(&mut self, refs: &[MessageRef]) -> Result<Vec<Vec<u8>>, Error> {
@@ -419,70 +507,21 @@ impl Mailbox for ImapMailbox {
         }
         let mut bodies: HashMap<u32, Vec<u8>> = HashMap::with_capacity(refs.len());
         let wanted: HashSet<u32> = refs.iter().map(|r| r.handle).collect();
-        self.tag += 1;
-        let tag = format!("b{}", self.tag);
-        let command = format!(
-            "{tag} UID FETCH {} BODY.PEEK[]\r\n",
+        let args = format!(
+            "UID FETCH {} BODY.PEEK[]",
             uid_set(refs.iter().map(|r| r.handle))
         );
-        let doing = "fetching messages";
-        let mut wire = self.wire.lock();
-        wire.send(command.as_bytes())
-            .map_err(|e| self.target.io_error(doing, &e))?;
-        let done = loop {
-            let step = wire.response(|r| match r {
-                Response::Fetch {
-                    uid: Some(uid),
-                    body: Some(body),
-                    ..
-                } if wanted.contains(&uid) => {
-                    bodies.insert(uid, body.into_owned());
-                    None
-                }
-                Response::Tagged {
-                    tag: t,
-                    status,
-                    text,
-                } if t == tag.as_bytes() => Some(Ok((status, text))),
-                Response::Bye(text) => Some(Err(text)),
-                _ => None,
-            });
-            match step {
-                Ok(None) => {}
-                Ok(Some(done)) => break done,
-                Err(wire::Failure::Io(e)) => return Err(self.target.io_error(doing, &e)),
-                Err(wire::Failure::Protocol(reason)) => {
-                    return Err(Error::Protocol {
-                        server: self.target.server(),
-                        reason: format!("{doing}: {reason}"),
-                    });
-                }
+        self.command(&args, "fetching messages", |r| {
+            if let Response::Fetch {
+                uid: Some(uid),
+                body: Some(body),
+                ..
+            } = r
+                && wanted.contains(&uid)
+            {
+                bodies.insert(uid, body.into_owned());
             }
-        };
-        wire.shrink();
-        drop(wire);
-        let server = self.target.server();
-        match done {
-            Ok((Status::Ok, _)) => {}
-            Ok((Status::No, text)) if is_unavailable(&text) => {
-                return Err(Error::Temporary {
-                    server,
-                    reason: format!("{doing}: {text}"),
-                });
-            }
-            Ok((_, text)) => {
-                return Err(Error::Protocol {
-                    server,
-                    reason: format!("{doing}: {text}"),
-                });
-            }
-            Err(text) => {
-                return Err(Error::Temporary {
-                    server,
-                    reason: format!("the server closed the session {doing}: {text}"),
-                });
-            }
-        }
+        })?;
         refs.iter()
             .map(|r| {
                 bodies.remove(&r.handle).ok_or_else(|| Error::Temporary {
@@ -494,20 +533,26 @@ impl Mailbox for ImapMailbox {
     }
 
     fn remove(&mut self, refs: &[MessageRef]) -> Result<(), Error> {
-        if refs.is_empty() {
-            return Ok(());
-        }
-        let set = uid_set(refs.iter().map(|r| r.handle));
-        match self.after.clone() {
-            After::Keep => {}
-            After::Delete => self.delete(refs)?,
-            After::Move(folder) if self.can_move => self.copy_or_move(&set, &folder, true)?,
-            After::Move(folder) => {
-                self.copy_or_move(&set, &folder, false)?;
-                self.delete(refs)?;
+        let mut uids: Vec<u32> = refs.iter().map(|r| r.handle).collect();
+        uids.sort_unstable();
+        uids.dedup();
+        let after = self.after.clone();
+        for set in uid_sets(uids.iter().copied(), MAX_SET) {
+            // The UIDs of this set: the next ones in order, up to its last.
+            let last = set_last(&set);
+            let n = uids.partition_point(|&u| u <= last);
+            let these: Vec<u32> = uids.drain(..n).collect();
+            match &after {
+                After::Keep => {}
+                After::Delete => self.delete(&set, &these)?,
+                After::Move(folder) if self.can_move => self.copy_or_move(&set, folder, true)?,
+                After::Move(folder) => {
+                    self.copy_or_move(&set, folder, false)?;
+                    self.delete(&set, &these)?;
+                }
             }
+            self.drain();
         }
-        self.drain();
         Ok(())
     }
 
@@ -515,8 +560,10 @@ impl Mailbox for ImapMailbox {
         if !self.flagged.is_empty() {
             let done = if self.uidplus {
                 // UID EXPUNGE leaves alone what others flagged \Deleted.
-                let set = uid_set(std::mem::take(&mut self.flagged));
-                self.session.uid_expunge(set).map(drop)
+                let flagged = std::mem::take(&mut self.flagged);
+                uid_sets(flagged, MAX_SET)
+                    .into_iter()
+                    .try_for_each(|set| self.session.uid_expunge(set).map(drop))
             } else {
                 self.session.expunge().map(drop)
             };
@@ -536,6 +583,20 @@ mod tests {
     fn uid_set_collapses_runs() {
         assert_eq!(uid_set([9, 3, 4, 5, 7, 8, 1]), "1,3:5,7:9");
         assert_eq!(uid_set([42]), "42");
+        assert_eq!(uid_set([]), "");
+    }
+
+    #[test]
+    fn scattered_uids_are_split_into_bounded_sets() {
+        assert_eq!(uid_sets([1, 2, 3, 7, 9, 10, 11, 12], 9), ["1:3,7", "9:12"]);
+        // One range longer than the bound still goes out whole.
+        assert_eq!(uid_sets([100, 101], 3), ["100:101"]);
+        let every_other: Vec<u32> = (0..20_000).map(|i| 1_000_000 + 2 * i).collect();
+        let sets = uid_sets(every_other.iter().copied(), MAX_SET);
+        assert!(sets.len() > 1 && sets.iter().all(|s| s.len() <= MAX_SET));
+        assert_eq!(sets.join(","), uid_set(every_other));
+        assert_eq!(set_last("1:3,7"), 7);
+        assert_eq!(set_last("9:12"), 12);
     }
 
     #[test]
