@@ -57,10 +57,13 @@ impl ExitCode for Error {
     }
 }
 
-/// Messages per batch: one fetch round and one database transaction each.
-/// Larger batches mean fewer commits (each one is flushed to disk before
-/// anything is deleted); [`BATCH_BYTES`] keeps memory bounded.
+/// Messages per batch: one fetch round each, classified while the next is
+/// fetched; [`BATCH_BYTES`] keeps memory bounded. (Commits span several
+/// batches: `store::TRANSACTION_MESSAGES`.)
 pub const BATCH_MESSAGES: usize = 1000;
+/// Messages in the first batch: classifying starts after this many reads
+/// or fetches instead of a whole batch.
+pub const FIRST_BATCH_MESSAGES: usize = 64;
 /// Bytes per batch (at least one message): bounds memory however large the
 /// mailbox. Read-ahead (`ahead`) holds at most one further batch.
 pub const BATCH_BYTES: u64 = 8 * 1024 * 1024;

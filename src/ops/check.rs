@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use crate::config::{After, Config, Site};
 use crate::exit::{Exit, ExitCode};
 use crate::mailbox::local::{LocalMessage, Source};
-use crate::mailbox::{self, BATCH_BYTES, BATCH_MESSAGES, Mailbox, MessageRef};
+use crate::mailbox::{
+    self, BATCH_BYTES, BATCH_MESSAGES, FIRST_BATCH_MESSAGES as FIRST_BATCH, Mailbox, MessageRef,
+};
 use crate::message::{self, Classification, Kind};
 use crate::report::{Action, MessageReport, Summary};
 use crate::store::{self, Fingerprint, Item, RunLock, Store};
@@ -193,9 +195,6 @@ enum Tally {
         removing: bool,
     },
 }
-
-/// Messages in the first batch read from a local source.
-const FIRST_BATCH: usize = 64;
 
 /// A batch of server messages: looked up in the ledger, then fetched and
 /// classified, waiting for its commit.
@@ -633,10 +632,17 @@ fn batches(refs: &[MessageRef]) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < refs.len() {
+        // A small first batch, as for local sources: the workers start on
+        // it while the mailbox's worker fetches the next.
+        let cap = if start == 0 {
+            FIRST_BATCH
+        } else {
+            BATCH_MESSAGES
+        };
         let mut end = start;
         let mut bytes = 0u64;
         while end < refs.len()
-            && end - start < BATCH_MESSAGES
+            && end - start < cap
             && (end == start || bytes + refs[end].size <= BATCH_BYTES)
         {
             bytes += refs[end].size;
@@ -870,16 +876,21 @@ after = "delete"
 
     #[test]
     fn pipelined_batches_remove_only_what_is_already_committed() {
-        // Transactions of 1.5 batches: commits fall after batch 2 and at
-        // the end; of no time: after every batch; by default: at the end.
-        // Each commit removes what it committed.
+        // Batches of 64, 1000 and 943. Transactions of 1000 messages:
+        // commits fall after batch 2 and at the end; of no time: after
+        // every batch; by default: at the end. Each commit removes what it
+        // committed.
         let n = 2 * BATCH_MESSAGES as u32 + 7;
         let long = store::TRANSACTION_TIME;
-        let b = BATCH_MESSAGES;
+        let (f, b) = (FIRST_BATCH, BATCH_MESSAGES);
+        let last = n as usize - f - b;
         for (unit, calls) in [
-            ((b * 3 / 2, long), vec![2 * b, 7]),
-            ((store::TRANSACTION_MESSAGES, Duration::ZERO), vec![b, b, 7]),
-            ((store::TRANSACTION_MESSAGES, long), vec![2 * b + 7]),
+            ((b, long), vec![f + b, last]),
+            (
+                (store::TRANSACTION_MESSAGES, Duration::ZERO),
+                vec![f, b, last],
+            ),
+            ((store::TRANSACTION_MESSAGES, long), vec![n as usize]),
         ] {
             let (summary, log, exit) = run_witness(n, None, unit);
             let removes: Vec<usize> = log
@@ -902,12 +913,12 @@ after = "delete"
         // being broken, neither removed nor finished, whether it was due
         // for its own commit or not.
         let n = 2 * BATCH_MESSAGES as u32;
-        for per_transaction in [BATCH_MESSAGES, store::TRANSACTION_MESSAGES] {
+        for per_transaction in [FIRST_BATCH, store::TRANSACTION_MESSAGES] {
             let unit = (per_transaction, store::TRANSACTION_TIME);
-            let (summary, log, exit) = run_witness(n, Some(BATCH_MESSAGES as u32 + 1), unit);
+            let (summary, log, exit) = run_witness(n, Some(FIRST_BATCH as u32 + 1), unit);
             assert_eq!(exit, Some(Exit::TempFail));
             assert!(log.is_empty(), "{log:?}");
-            assert_eq!(summary.messages, BATCH_MESSAGES as u64);
+            assert_eq!(summary.messages, FIRST_BATCH as u64);
             assert_eq!(summary.deleted, 0);
         }
     }
