@@ -141,11 +141,17 @@ load() {
     python3 - "$STOCK" "$HOME_DIR/Maildir" "$LOADS" <<'EOF'
 import os, shutil, sys
 stock, maildir, run = sys.argv[1], sys.argv[2], sys.argv[3]
-# Named the way Dovecot's own delivery (LDA, LMTP) names them: with the
-# size (",S=") in the name, so listing sizes needs no read of every file.
+# Named the way Dovecot's own delivery (LDA, LMTP) names them, with the
+# size (",S=") and the CRLF size (",W=", what RFC822.SIZE reports) in the
+# name (dovecot-lda 2.3 saves a 34-byte, 5-line mail as "...,S=34,W=39"),
+# so the listing needs no read of every file.
 for name in os.listdir(stock):
     src = os.path.join(stock, name)
-    name = "%sR%s,S=%d" % (name, run, os.path.getsize(src))
+    with open(src, "rb") as f:
+        data = f.read()
+    # W= is the size with CRLF line ends, what IMAP's RFC822.SIZE reports.
+    wsize = len(data) + data.count(b"\n") - data.count(b"\r\n")
+    name = "%sR%s,S=%d,W=%d" % (name, run, len(data), wsize)
     tmp = os.path.join(maildir, "tmp", name)
     shutil.copyfile(src, tmp)
     os.chown(tmp, 65534, 65534)
