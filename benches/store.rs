@@ -264,12 +264,12 @@ fn bench_record(dir: &Path, events: usize) {
         secs(per_batch)
     );
     println!(
-        "  baseline plain INSERT, 1 transaction:     {:.3} s ({one_note}) -> record_batch is {:.1}x",
+        "  baseline plain INSERT, 1 transaction:     {:.3} s ({one_note}) -> record is {:.1}x",
         secs(one_tx),
         secs(record) / secs(one_tx)
     );
     println!(
-        "  baseline plain INSERT, {tx} transactions: {:.3} s ({same_note}) -> record_batch is {:.1}x",
+        "  baseline plain INSERT, {tx} transactions: {:.3} s ({same_note}) -> record is {:.1}x",
         secs(same_tx),
         secs(record) / secs(same_tx)
     );
