@@ -63,7 +63,7 @@ fn body_text(p: &Parsed<'_>) -> String {
     let has_plain = p.leaves.iter().any(|l| is_text(&l.ctype.mime));
     let mut out = String::new();
     for leaf in &p.leaves {
-        let mime = leaf.ctype.mime.as_str();
+        let mime = leaf.ctype.mime.as_ref();
         let wanted = is_text(mime) || (!has_plain && mime == "text/html");
         if !wanted || arf::is_original_part(mime) {
             continue;
@@ -136,7 +136,7 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
         .iter()
         .find(|l| {
             matches!(
-                l.ctype.mime.as_str(),
+                l.ctype.mime.as_ref(),
                 "message/delivery-status"
                     | "message/global-delivery-status"
                     | "text/delivery-status"
@@ -374,7 +374,7 @@ fn forwarded_bounce(p: &Parsed<'_>, opts: &Options) -> Option<Classification> {
     let leaf = p
         .leaves
         .iter()
-        .find(|l| matches!(l.ctype.mime.as_str(), "message/rfc822" | "message/global"))?;
+        .find(|l| matches!(l.ctype.mime.as_ref(), "message/rfc822" | "message/global"))?;
     let inner = mime::parse(leaf.body());
     let c = decide(&inner, opts, 1);
     matches!(c.kind, Kind::Bounce | Kind::Delayed).then_some(c)
