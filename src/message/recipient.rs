@@ -145,7 +145,7 @@ pub(super) fn prepare() {
 }
 
 /// The SMTP command a diagnostic says was rejected, when it says so.
-fn command(text: &str) -> Option<&'static str> {
+pub(super) fn command_in(text: &str) -> Option<&'static str> {
     let first = match COMMAND_PHRASES.as_ref() {
         Some(ac) => ac
             .find_overlapping_iter(text)
@@ -241,8 +241,9 @@ pub(super) fn recipient_in(
         reply_code,
         text: &diag_norm,
         action: action.as_deref(),
-        command: command(&text),
+        command_text: &text,
         diag_type,
+        ..Evidence::default()
     };
     let mut reason = reason::decide(&ev);
     let vague = [
