@@ -107,11 +107,35 @@ pub fn split_head(raw: &[u8]) -> (&[u8], &[u8]) {
 /// `From ` line, garbage), and so are fields the classifier never reads
 /// (see `WANTED`).
 pub fn parse_headers(block: &[u8]) -> Headers<'_> {
-    let mut fields: Vec<(Cow<'static, str>, Cow<'_, str>)> = Vec::new();
+    fields_of(&mut Lines(block), false).0
+}
+
+/// [`split_head`] and [`parse_headers`] of its header block in one pass
+/// over the lines: the header block's fields, and the body.
+pub fn parse_head(raw: &[u8]) -> (Headers<'_>, &[u8]) {
+    let mut lines = Lines(raw);
+    match fields_of(&mut lines, true) {
+        // Stopped at the empty line: the body follows it.
+        (headers, true) => (headers, lines.0),
+        // Stopped at the field limit (or no empty line at all).
+        (headers, false) => (headers, split_head(raw).1),
+    }
+}
+
+/// The fields of `lines`, up to the first empty line when `to_empty`
+/// (consumed), and whether the walk stopped there.
+fn fields_of<'a>(lines: &mut Lines<'a>, to_empty: bool) -> (Headers<'a>, bool) {
+    let mut fields: Vec<(Cow<'static, str>, Cow<'a, str>)> = Vec::new();
     // A one-line value stays a slice of `block`; unfolding copies it.
-    let mut current: Option<(Cow<'static, str>, Cow<'_, [u8]>)> = None;
-    for line in Lines(block) {
+    let mut current: Option<(Cow<'static, str>, Cow<'a, [u8]>)> = None;
+    let mut at_empty = false;
+    for line in lines.by_ref() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // (The empty line that ends a header block: see `split_head`.)
+        if to_empty && line.is_empty() {
+            at_empty = true;
+            break;
+        }
         // A parameter that lost its indentation (`boundary="..."` on a line
         // of its own after `Content-Type: multipart/mixed;`) is still part
         // of the field: some gateways fold that way, and without it the
@@ -154,7 +178,7 @@ pub fn parse_headers(block: &[u8]) -> Headers<'_> {
     if let Some((n, v)) = current.take() {
         push_field(&mut fields, n, v);
     }
-    Headers { fields }
+    (Headers { fields }, at_empty)
 }
 
 /// The fields the classifier reads; [`parse_headers`] keeps only these
@@ -588,8 +612,7 @@ pub struct Parsed<'a> {
 
 /// Parses a message without recursion.
 pub fn parse(raw: &[u8]) -> Parsed<'_> {
-    let (head, _) = split_head(raw);
-    let headers = parse_headers(head);
+    let (headers, top_body) = parse_head(raw);
     let mut leaves = Vec::new();
     let mut truncated = false;
     // Stack of entities still to visit, in reverse document order.
@@ -599,13 +622,12 @@ pub fn parse(raw: &[u8]) -> Parsed<'_> {
             truncated = true;
             break;
         }
-        let (head, body) = split_head(entity);
         // The message's own header block was parsed above; its leaf (a
         // single-part message) gets empty headers rather than a copy.
-        let part_headers = if depth == 0 {
-            Headers::default()
+        let (part_headers, body) = if depth == 0 {
+            (Headers::default(), top_body)
         } else {
-            parse_headers(head)
+            parse_head(entity)
         };
         let fields = if depth == 0 { &headers } else { &part_headers };
         let ctype = ContentType::parse(fields.get("content-type"));
@@ -738,6 +760,31 @@ mod tests {
     #[test]
     fn soft_breaks_and_bad_escapes_in_qp() {
         assert_eq!(decode_qp(b"a=\nb=3Dc=ZZ"), b"ab=c=ZZ");
+    }
+
+    #[test]
+    fn parse_head_is_split_head_then_parse_headers() {
+        for raw in [
+            &b"To: a@b\nSubject: s\n\nbody\n"[..],
+            b"To: a@b\r\nSubject: s\r\n\r\nbody",
+            b"To: a@b\n folded\n\r",
+            b"\nbody",
+            b"To: a@b\nno empty line",
+            b"",
+        ] {
+            let (head, body) = split_head(raw);
+            let (headers, rest) = parse_head(raw);
+            assert_eq!(rest, body);
+            let want: Vec<_> = parse_headers(head)
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            let got: Vec<_> = headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(got, want);
+        }
     }
 
     #[test]
