@@ -321,10 +321,16 @@ pub struct TextRecipient {
     pub text: String,
 }
 
+/// Most lines of a bounce text [`recipients`] reads.
+const MAX_LINES: usize = 2000;
+
 /// Finds failed recipients in the error part of a bounce text. `exclude`
 /// holds addresses (lowercase) that are the sender's, never a recipient.
 pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
-    let lines: Vec<&str> = scan::lines(error).take(2000).collect();
+    // Room for lines of 32 bytes on average (most are longer): one
+    // allocation instead of a doubling series that copies them all.
+    let mut lines: Vec<&str> = Vec::with_capacity((error.len() / 32 + 1).min(MAX_LINES));
+    lines.extend(scan::lines(error).take(MAX_LINES));
     let mut found: Vec<(String, Vec<usize>)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         if memchr::memchr(b'@', line.as_bytes()).is_none() {
