@@ -70,12 +70,15 @@ fn body_text(p: &Parsed<'_>) -> String {
         }
         let text = leaf.text();
         let text = if mime == "text/html" {
-            strip_tags(&text)
+            Cow::Owned(strip_tags(&text))
         } else {
-            text.into_owned()
+            text
         };
         let room = MAX_TEXT.saturating_sub(out.len());
-        out.push_str(cut(&text, room));
+        let text = cut(&text, room);
+        // With its line end: one allocation, not a second to add it.
+        out.reserve(text.len() + 1);
+        out.push_str(text);
         out.push('\n');
         if out.len() >= MAX_TEXT {
             break;

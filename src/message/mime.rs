@@ -125,7 +125,8 @@ pub fn parse_head(raw: &[u8]) -> (Headers<'_>, &[u8]) {
 /// The fields of `lines`, up to the first empty line when `to_empty`
 /// (consumed), and whether the walk stopped there.
 fn fields_of<'a>(lines: &mut Lines<'a>, to_empty: bool) -> (Headers<'a>, bool) {
-    let mut fields: Vec<(Cow<'static, str>, Cow<'a, str>)> = Vec::new();
+    // Room for a message's usual wanted fields without regrowing.
+    let mut fields: Vec<(Cow<'static, str>, Cow<'a, str>)> = Vec::with_capacity(16);
     // A one-line value stays a slice of `block`; unfolding copies it.
     let mut current: Option<(Cow<'static, str>, Cow<'a, [u8]>)> = None;
     let mut at_empty = false;

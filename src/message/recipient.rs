@@ -23,9 +23,11 @@ const FILTERING_CARRIERS: &[&str] = &["docomo.ne.jp"];
 pub(super) fn vendor_reasons(mut recipients: Vec<Recipient>) -> Vec<Recipient> {
     for r in &mut recipients {
         let domain = r.address.rsplit('@').next().unwrap_or("");
-        let carrier = FILTERING_CARRIERS
-            .iter()
-            .any(|c| domain == *c || domain.ends_with(&format!(".{c}")));
+        let carrier = FILTERING_CARRIERS.iter().any(|c| {
+            domain
+                .strip_suffix(c)
+                .is_some_and(|d| d.is_empty() || d.ends_with('.'))
+        });
         let exact_unknown = r.status.as_deref().is_some_and(|s| s.ends_with(".1.1"));
         // Their filter's reply names no address: "550 : User unknown".
         let anonymous = || {
@@ -194,7 +196,11 @@ pub(super) fn recipient_in(
     let text: Cow<'_, str> = if more_norm.is_empty() || diag_norm.contains(&*more_norm) {
         Cow::Borrowed(&diag_norm)
     } else {
-        Cow::Owned(format!("{diag_norm} {more_norm}"))
+        let mut both = String::with_capacity(diag_norm.len() + 1 + more_norm.len());
+        both.push_str(&diag_norm);
+        both.push(' ');
+        both.push_str(&more_norm);
+        Cow::Owned(both)
     };
     let diag_code = scan::status_code(&diag_norm);
     let text_status = diag_code.or_else(|| scan::status_code(&more_norm));
