@@ -8,6 +8,7 @@
 
 use super::Reason;
 use std::cell::OnceCell;
+use std::sync::LazyLock;
 
 use super::recipient::command_in;
 use super::rules::{Hits, SECOND_PHRASES, scan, status_reason};
@@ -101,10 +102,14 @@ pub fn normalize(text: &str) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// Finds two spaces; built once (building costs more than most searches).
+static DOUBLE_SPACE: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"  "));
+
 /// Keeps one space of each run of spaces, moving the text between runs
 /// whole (runs are where lines break, dozens of bytes apart).
 fn collapse_spaces(v: &mut Vec<u8>) {
-    let finder = memchr::memmem::Finder::new(b"  ");
+    let finder = &*DOUBLE_SPACE;
     let (mut read, mut write) = (0, 0);
     loop {
         let run = finder.find(&v[read..]).map(|i| read + i);
