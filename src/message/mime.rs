@@ -267,17 +267,34 @@ fn push_field<'a>(
             }
         }
     };
-    let text = if text.contains("=?") {
+    let text = if has_encoded_word(&text) {
         Cow::Owned(decode_words(&text))
     } else {
         text
     };
     let text = match text {
+        // Already trimmed of ASCII whitespace (`trim_bytes`): only a
+        // non-ASCII end (or a vertical tab) may still need `trim`.
+        Cow::Borrowed(s) if !needs_trim(s) => Cow::Borrowed(s),
         Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
         Cow::Owned(s) if s.trim().len() == s.len() => Cow::Owned(s),
         Cow::Owned(s) => Cow::Owned(s.trim().to_string()),
     };
     fields.push((name, text));
+}
+
+/// Does `s` hold `=?` (the start of an RFC 2047 word)? Most values have
+/// no `=` at all.
+fn has_encoded_word(s: &str) -> bool {
+    let b = s.as_bytes();
+    memchr::memchr_iter(b'=', b).any(|i| b.get(i + 1) == Some(&b'?'))
+}
+
+/// Could `str::trim` change `s`, whose ends are not ASCII whitespace?
+fn needs_trim(s: &str) -> bool {
+    let plain = |b: u8| b.is_ascii() && b != 0x0b && !b.is_ascii_whitespace();
+    let b = s.as_bytes();
+    !(b.first().is_none_or(|&c| plain(c)) && b.last().is_none_or(|&c| plain(c)))
 }
 
 fn trim_bytes(b: &[u8]) -> &[u8] {
@@ -500,14 +517,12 @@ impl<'v> Iterator for Params<'v> {
     fn next(&mut self) -> Option<&'v str> {
         let s = self.0?;
         let mut quoted = false;
-        for (i, b) in s.bytes().enumerate() {
-            match b {
-                b'"' => quoted = !quoted,
-                b';' if !quoted => {
-                    self.0 = Some(&s[i + 1..]);
-                    return Some(&s[..i]);
-                }
-                _ => {}
+        for i in memchr::memchr2_iter(b'"', b';', s.as_bytes()) {
+            if s.as_bytes()[i] == b'"' {
+                quoted = !quoted;
+            } else if !quoted {
+                self.0 = Some(&s[i + 1..]);
+                return Some(&s[..i]);
             }
         }
         self.0 = None;
@@ -761,6 +776,27 @@ mod tests {
     #[test]
     fn soft_breaks_and_bad_escapes_in_qp() {
         assert_eq!(decode_qp(b"a=\nb=3Dc=ZZ"), b"ab=c=ZZ");
+    }
+
+    #[test]
+    fn trim_and_encoded_word_checks_agree_with_str() {
+        for v in [
+            "a",
+            "",
+            "\u{b}a",
+            "a\u{b}",
+            "\u{a0}x",
+            "x\u{3000}",
+            "é",
+            "a=b",
+            "=?",
+            "x=?y",
+        ] {
+            // (It may say yes when `trim` would change nothing, never no
+            // when it would.)
+            assert!(needs_trim(v) || v.trim() == v, "{v:?}");
+            assert_eq!(has_encoded_word(v), v.contains("=?"), "{v:?}");
+        }
     }
 
     #[test]
