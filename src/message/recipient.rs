@@ -92,18 +92,30 @@ fn words_beyond<'t>(text: Cow<'t, str>, address: &str) -> Cow<'t, str> {
     if text.chars().next().is_some_and(char::is_alphanumeric) && !text.starts_with(&*address) {
         return text;
     }
-    // Is there a word outside the occurrences of the address?
-    let mut from = 0;
-    for (at, _) in text.match_indices(&*address) {
-        if text[from..at].chars().any(char::is_alphanumeric) {
-            return text;
-        }
-        from = at + address.len();
+    // Is there a word outside the occurrences of the address? Walked
+    // from the start, stepping over each occurrence (leftmost first, as
+    // `match_indices` finds them): the first other letter answers, and it
+    // is seldom far.
+    let mut rest: &str = &text;
+    if address.is_empty() {
+        // (Every position is an empty occurrence: only the letters count.)
+        return if rest.chars().any(char::is_alphanumeric) {
+            text
+        } else {
+            Cow::Borrowed("")
+        };
     }
-    if text[from..].chars().any(char::is_alphanumeric) {
-        text
-    } else {
-        Cow::Borrowed("")
+    loop {
+        if let Some(after) = rest.strip_prefix(&*address) {
+            rest = after;
+            continue;
+        }
+        let mut chars = rest.chars();
+        match chars.next() {
+            Some(c) if c.is_alphanumeric() => return text,
+            Some(_) => rest = chars.as_str(),
+            None => return Cow::Borrowed(""),
+        }
     }
 }
 
@@ -329,6 +341,16 @@ fn collapse_cut(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_beyond_steps_over_each_mention_of_the_address() {
+        let w = |t: &str, a: &str| words_beyond(Cow::Borrowed(t), a).into_owned();
+        assert_eq!(w("<a@b.c>: a@b.c", "a@b.c"), "");
+        assert_eq!(w("<a@b.c>: unknown", "a@b.c"), "<a@b.c>: unknown");
+        assert_eq!(w("a@b.ca@b.c;", "A@B.C"), "");
+        assert_eq!(w("-- ", ""), "");
+        assert_eq!(w("-- x", ""), "-- x");
+    }
 
     #[test]
     fn collapse_cut_is_join_then_cut() {
