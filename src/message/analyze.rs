@@ -63,19 +63,22 @@ fn body_text(p: &Parsed<'_>) -> String {
     let has_plain = p.leaves.iter().any(|l| is_text(&l.ctype.mime));
     let mut out = String::new();
     for leaf in &p.leaves {
-        let mime = leaf.ctype.mime.as_str();
+        let mime = leaf.ctype.mime.as_ref();
         let wanted = is_text(mime) || (!has_plain && mime == "text/html");
         if !wanted || arf::is_original_part(mime) {
             continue;
         }
         let text = leaf.text();
         let text = if mime == "text/html" {
-            strip_tags(&text)
+            Cow::Owned(strip_tags(&text))
         } else {
-            text.into_owned()
+            text
         };
         let room = MAX_TEXT.saturating_sub(out.len());
-        out.push_str(cut(&text, room));
+        let text = cut(&text, room);
+        // With its line end: one allocation, not a second to add it.
+        out.reserve(text.len() + 1);
+        out.push_str(text);
         out.push('\n');
         if out.len() >= MAX_TEXT {
             break;
@@ -136,7 +139,7 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
         .iter()
         .find(|l| {
             matches!(
-                l.ctype.mime.as_str(),
+                l.ctype.mime.as_ref(),
                 "message/delivery-status"
                     | "message/global-delivery-status"
                     | "text/delivery-status"
@@ -374,10 +377,16 @@ fn forwarded_bounce(p: &Parsed<'_>, opts: &Options) -> Option<Classification> {
     let leaf = p
         .leaves
         .iter()
-        .find(|l| matches!(l.ctype.mime.as_str(), "message/rfc822" | "message/global"))?;
+        .find(|l| matches!(l.ctype.mime.as_ref(), "message/rfc822" | "message/global"))?;
     let inner = mime::parse(leaf.body());
     let c = decide(&inner, opts, 1);
     matches!(c.kind, Kind::Bounce | Kind::Delayed).then_some(c)
+}
+
+/// A found address, ASCII-lowercased in place.
+fn lowercase((_, mut a): (usize, String)) -> String {
+    a.make_ascii_lowercase();
+    a
 }
 
 /// Addresses that belong to the sender side: never a failed recipient.
@@ -386,21 +395,13 @@ fn sender_addresses(top: &Headers, original: Option<&Headers>) -> Vec<String> {
     let names = ["from", "to", "cc", "return-path", "reply-to"];
     for name in names {
         for v in top.get_all(name) {
-            out.extend(
-                scan::addresses(v)
-                    .into_iter()
-                    .map(|(_, a)| a.to_ascii_lowercase()),
-            );
+            out.extend(scan::addresses(v).into_iter().map(lowercase));
         }
     }
     if let Some(h) = original {
         for name in ["from", "return-path", "sender", "reply-to"] {
             for v in h.get_all(name) {
-                out.extend(
-                    scan::addresses(v)
-                        .into_iter()
-                        .map(|(_, a)| a.to_ascii_lowercase()),
-                );
+                out.extend(scan::addresses(v).into_iter().map(lowercase));
             }
         }
     }

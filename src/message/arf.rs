@@ -17,10 +17,11 @@ pub struct Feedback {
 /// True when the message is a feedback report: a `multipart/report` with
 /// `report-type=feedback-report`, or any `message/feedback-report` part.
 pub fn is_feedback(p: &Parsed<'_>) -> bool {
-    let top = super::mime::ContentType::parse(p.headers.get("content-type"));
+    let value = p.headers.get("content-type");
+    let top = super::mime::ContentType::parse(value);
     let declared = top.mime == "multipart/report"
-        && top
-            .param("report-type")
+        && value
+            .and_then(|v| super::mime::param(v, "report-type"))
             .is_some_and(|t| t.eq_ignore_ascii_case("feedback-report"));
     declared
         || p.leaves

@@ -83,7 +83,9 @@ pub fn parse(text: &str) -> Vec<DsnRecipient> {
     let mut out: Vec<DsnRecipient> = Vec::new();
     let mut cur = DsnRecipient::default();
     // Values borrow from `text` unless a continuation line is appended.
-    let mut fields: Vec<(&'static str, Cow<'_, str>)> = Vec::new();
+    // Room for a field per 32 bytes (fields are longer): one allocation.
+    let mut fields: Vec<(&'static str, Cow<'_, str>)> =
+        Vec::with_capacity((text.len() / 32 + 1).min(4097));
     for line in scan::lines(text) {
         if line.starts_with([' ', '\t']) {
             if let Some((_, v)) = fields.last_mut()

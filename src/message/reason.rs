@@ -7,6 +7,10 @@
 //! phrase says more.
 
 use super::Reason;
+use std::cell::OnceCell;
+use std::sync::LazyLock;
+
+use super::recipient::command_in;
 use super::rules::{Hits, SECOND_PHRASES, scan, status_reason};
 
 /// What we know about one failed recipient.
@@ -22,8 +26,25 @@ pub struct Evidence<'a> {
     pub action: Option<&'a str>,
     /// The SMTP command the server rejected (`RCPT`, `DATA`, ...), when known.
     pub command: Option<&'a str>,
+    /// Without `command`, the text that may name it (see
+    /// [`Evidence::command`]): read only when the decision turns on it.
+    pub command_text: &'a str,
+    /// The command found in `command_text`, once looked for.
+    pub(super) found_command: OnceCell<Option<&'static str>>,
     /// The Diagnostic-Code type (`smtp`, `x-unix`, ...), lowercase.
     pub diag_type: Option<&'a str>,
+}
+
+impl Evidence<'_> {
+    /// The rejected command: [`Evidence::command`], or the one that
+    /// [`Evidence::command_text`] names (looked for once).
+    fn command(&self) -> Option<&str> {
+        self.command.or_else(|| {
+            *self
+                .found_command
+                .get_or_init(|| command_in(self.command_text))
+        })
+    }
 }
 
 /// Reasons whose status code or phrase decides at once, in priority order.
@@ -81,10 +102,14 @@ pub fn normalize(text: &str) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// Finds two spaces; built once (building costs more than most searches).
+static DOUBLE_SPACE: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"  "));
+
 /// Keeps one space of each run of spaces, moving the text between runs
 /// whole (runs are where lines break, dozens of bytes apart).
 fn collapse_spaces(v: &mut Vec<u8>) {
-    let finder = memchr::memmem::Finder::new(b"  ");
+    let finder = &*DOUBLE_SPACE;
     let (mut read, mut write) = (0, 0);
     loop {
         let run = finder.find(&v[read..]).map(|i| read + i);
@@ -136,7 +161,13 @@ fn fold_unicode(text: &str) -> Vec<u8> {
 pub fn decide(e: &Evidence<'_>) -> Reason {
     let text = e.text;
     let by_code = e.status.and_then(status_reason);
-    let before_data = matches!(e.command, Some("CONN" | "EHLO" | "HELO" | "MAIL" | "RCPT"));
+    // The command is looked for only when the decision turns on it.
+    let before_data = || {
+        matches!(
+            e.command(),
+            Some("CONN" | "EHLO" | "HELO" | "MAIL" | "RCPT")
+        )
+    };
     let hits = scan(text);
     if hits.certain_unknown() && !matches!(by_code, Some(Reason::MailboxFull | Reason::Suspend)) {
         return Reason::UserUnknown;
@@ -161,8 +192,7 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
                 let by_status = by_code == Some(r) && !other_than_user_unknown(&hits);
                 // Without the command we cannot tell; like Sisimai we then
                 // read it as a filter (soft), unless the words are certain.
-                let rcpt = e.command == Some("RCPT");
-                if by_status || (rcpt && says_unknown) {
+                if by_status || (says_unknown && e.command() == Some("RCPT")) {
                     return r;
                 }
             }
@@ -173,13 +203,14 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
                 // A filtering code still needs filtering words here: the
                 // same code also comes with rate limits and the like.
                 let says = says_unknown || hits.first(r);
-                if says && (by_code == Some(r) || !before_data) {
+                if says && (by_code == Some(r) || !before_data()) {
                     return r;
                 }
             }
             Reason::MesgTooBig if by_code == Some(Reason::ExceedLimit) => {}
-            Reason::SpamDetected if before_data => {
-                if by_code == Some(r) {
+            // Before DATA only the code says spam, not the words.
+            Reason::SpamDetected => {
+                if by_code == Some(r) || (hits.first(r) && !before_data()) {
                     return r;
                 }
             }
@@ -227,7 +258,7 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
     if matches!(e.action, Some("delayed" | "expired")) {
         return Reason::Expired;
     }
-    if matches!(e.command, Some("EHLO" | "HELO" | "CONN")) {
+    if matches!(e.command(), Some("EHLO" | "HELO" | "CONN")) {
         return Reason::Blocked;
     }
     if !text.is_empty() {

@@ -23,9 +23,11 @@ const FILTERING_CARRIERS: &[&str] = &["docomo.ne.jp"];
 pub(super) fn vendor_reasons(mut recipients: Vec<Recipient>) -> Vec<Recipient> {
     for r in &mut recipients {
         let domain = r.address.rsplit('@').next().unwrap_or("");
-        let carrier = FILTERING_CARRIERS
-            .iter()
-            .any(|c| domain == *c || domain.ends_with(&format!(".{c}")));
+        let carrier = FILTERING_CARRIERS.iter().any(|c| {
+            domain
+                .strip_suffix(c)
+                .is_some_and(|d| d.is_empty() || d.ends_with('.'))
+        });
         let exact_unknown = r.status.as_deref().is_some_and(|s| s.ends_with(".1.1"));
         // Their filter's reply names no address: "550 : User unknown".
         let anonymous = || {
@@ -90,18 +92,30 @@ fn words_beyond<'t>(text: Cow<'t, str>, address: &str) -> Cow<'t, str> {
     if text.chars().next().is_some_and(char::is_alphanumeric) && !text.starts_with(&*address) {
         return text;
     }
-    // Is there a word outside the occurrences of the address?
-    let mut from = 0;
-    for (at, _) in text.match_indices(&*address) {
-        if text[from..at].chars().any(char::is_alphanumeric) {
-            return text;
-        }
-        from = at + address.len();
+    // Is there a word outside the occurrences of the address? Walked
+    // from the start, stepping over each occurrence (leftmost first, as
+    // `match_indices` finds them): the first other letter answers, and it
+    // is seldom far.
+    let mut rest: &str = &text;
+    if address.is_empty() {
+        // (Every position is an empty occurrence: only the letters count.)
+        return if rest.chars().any(char::is_alphanumeric) {
+            text
+        } else {
+            Cow::Borrowed("")
+        };
     }
-    if text[from..].chars().any(char::is_alphanumeric) {
-        text
-    } else {
-        Cow::Borrowed("")
+    loop {
+        if let Some(after) = rest.strip_prefix(&*address) {
+            rest = after;
+            continue;
+        }
+        let mut chars = rest.chars();
+        match chars.next() {
+            Some(c) if c.is_alphanumeric() => return text,
+            Some(_) => rest = chars.as_str(),
+            None => return Cow::Borrowed(""),
+        }
     }
 }
 
@@ -145,7 +159,7 @@ pub(super) fn prepare() {
 }
 
 /// The SMTP command a diagnostic says was rejected, when it says so.
-fn command(text: &str) -> Option<&'static str> {
+pub(super) fn command_in(text: &str) -> Option<&'static str> {
     let first = match COMMAND_PHRASES.as_ref() {
         Some(ac) => ac
             .find_overlapping_iter(text)
@@ -194,7 +208,11 @@ pub(super) fn recipient_in(
     let text: Cow<'_, str> = if more_norm.is_empty() || diag_norm.contains(&*more_norm) {
         Cow::Borrowed(&diag_norm)
     } else {
-        Cow::Owned(format!("{diag_norm} {more_norm}"))
+        let mut both = String::with_capacity(diag_norm.len() + 1 + more_norm.len());
+        both.push_str(&diag_norm);
+        both.push(' ');
+        both.push_str(&more_norm);
+        Cow::Owned(both)
     };
     let diag_code = scan::status_code(&diag_norm);
     let text_status = diag_code.or_else(|| scan::status_code(&more_norm));
@@ -241,8 +259,9 @@ pub(super) fn recipient_in(
         reply_code,
         text: &diag_norm,
         action: action.as_deref(),
-        command: command(&text),
+        command_text: &text,
         diag_type,
+        ..Evidence::default()
     };
     let mut reason = reason::decide(&ev);
     let vague = [
@@ -322,6 +341,16 @@ fn collapse_cut(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_beyond_steps_over_each_mention_of_the_address() {
+        let w = |t: &str, a: &str| words_beyond(Cow::Borrowed(t), a).into_owned();
+        assert_eq!(w("<a@b.c>: a@b.c", "a@b.c"), "");
+        assert_eq!(w("<a@b.c>: unknown", "a@b.c"), "<a@b.c>: unknown");
+        assert_eq!(w("a@b.ca@b.c;", "A@B.C"), "");
+        assert_eq!(w("-- ", ""), "");
+        assert_eq!(w("-- x", ""), "-- x");
+    }
 
     #[test]
     fn collapse_cut_is_join_then_cut() {

@@ -1035,7 +1035,7 @@ type Tables<'a> = &'a [(u8, &'a [(Reason, &'static [&'static str])])];
 const CERTAIN: &[(Reason, &[&str])] = &[(Reason::UserUnknown, CERTAIN_UNKNOWN)];
 
 impl Compiled {
-    fn new(tables: Tables<'_>) -> Option<Compiled> {
+    fn new(tables: Tables<'_>, kind: AhoCorasickKind) -> Option<Compiled> {
         let mut pieces: Vec<&'static str> = Vec::new();
         let mut patterns = Vec::new();
         for &(table, list) in tables {
@@ -1056,12 +1056,8 @@ impl Compiled {
                 }
             }
         }
-        // A contiguous NFA, not a DFA: building a DFA of these tables costs
-        // more than a whole run of scans over short diagnostics saves (a
-        // process classifying a few thousand messages builds it once, on the
-        // critical path), and the NFA scans them nearly as fast.
         let automaton = AhoCorasick::builder()
-            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .kind(Some(kind))
             .build(&pieces)
             .ok()?;
         let mut by_piece: Vec<Vec<usize>> = vec![Vec::new(); pieces.len()];
@@ -1082,7 +1078,12 @@ impl Compiled {
 /// Every phrase of the three tables.
 const ALL_TABLES: Tables<'static> = &[(0, PHRASES), (1, SECOND_PHRASES), (2, CERTAIN)];
 
-static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| Compiled::new(ALL_TABLES));
+/// A contiguous NFA, not a DFA: building a DFA of the full tables costs
+/// more than a whole run of scans over short diagnostics saves (a process
+/// classifying a few thousand messages builds it once), and the NFA scans
+/// them nearly as fast.
+static COMPILED: LazyLock<Option<Compiled>> =
+    LazyLock::new(|| Compiled::new(ALL_TABLES, AhoCorasickKind::ContiguousNFA));
 
 /// [`PHRASES`] of `suspend` and [`CERTAIN_UNKNOWN`]: all that a bounce's
 /// whole text is scanned for (see [`scan_context`]). A few dozen phrases
@@ -1094,7 +1095,8 @@ static CONTEXT: LazyLock<Option<Compiled>> = LazyLock::new(|| {
         .filter(|(r, _)| *r == Reason::Suspend)
         .copied()
         .collect();
-    Compiled::new(&[(0, &suspend), (2, CERTAIN)])
+    // A DFA: small enough to build at once, and the texts it scans are long.
+    Compiled::new(&[(0, &suspend), (2, CERTAIN)], AhoCorasickKind::DFA)
 });
 
 /// Builds both automata now rather than at first use.
