@@ -436,7 +436,7 @@ pub fn decode_qp(input: &[u8]) -> Vec<u8> {
 
 /// A parsed `Content-Type`: lowercase `type/subtype`, and the boundary of
 /// a multipart. Made for every part, so the common types take no
-/// allocation (see [`KNOWN_TYPES`]); other parameters are read from the
+/// allocation (see `KNOWN_TYPES`); other parameters are read from the
 /// header value with [`param`].
 #[derive(Debug, Clone, Default)]
 pub struct ContentType {

@@ -27,7 +27,7 @@ pub struct Evidence<'a> {
     /// The SMTP command the server rejected (`RCPT`, `DATA`, ...), when known.
     pub command: Option<&'a str>,
     /// Without `command`, the text that may name it (see
-    /// [`Evidence::command`]): read only when the decision turns on it.
+    /// `Evidence::command`): read only when the decision turns on it.
     pub command_text: &'a str,
     /// The command found in `command_text`, once looked for.
     pub(super) found_command: OnceCell<Option<&'static str>>,
