@@ -22,12 +22,34 @@ pub fn lines(text: &str) -> impl Iterator<Item = &str> {
 const MAX_LOCAL: usize = 64;
 const MAX_DOMAIN: usize = 255;
 
+/// Bit 0: may be in an unquoted local part; bit 1: may be in a domain.
+const CHAR_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphanumeric() {
+            t[c] = 3;
+        }
+        c += 1;
+    }
+    let punct = b".!#$%&'*+/=?^_`{|}~-";
+    let mut i = 0;
+    while i < punct.len() {
+        t[punct[i] as usize] |= 1;
+        i += 1;
+    }
+    t[b'.' as usize] |= 2;
+    t[b'-' as usize] |= 2;
+    t
+};
+
 fn is_local_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b".!#$%&'*+/=?^_`{|}~-".contains(&c)
+    CHAR_CLASS[c as usize] & 1 != 0
 }
 
 fn is_domain_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'.' || c == b'-'
+    CHAR_CLASS[c as usize] & 2 != 0
 }
 
 /// Every address in `text`, in order, as (byte offset, address with the
@@ -92,7 +114,10 @@ fn each_address(text: &str, mut f: impl FnMut(usize, String) -> bool) {
         let mut address = String::with_capacity(local.len() + 1 + domain.len());
         address.push_str(local);
         address.push('@');
-        address.extend(domain.chars().map(|c| c.to_ascii_lowercase()));
+        let domain_at = address.len();
+        // The domain is ASCII (`is_domain_char`): lowercase it in place.
+        address.push_str(domain);
+        address[domain_at..].make_ascii_lowercase();
         if !f(s, address) {
             return;
         }

@@ -347,9 +347,8 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
         }
         let l = line.trim_start();
         if SKIP_LINE_PREFIXES.iter().any(|p| starts_with_ci(l, p))
-            || l.as_bytes()
-                .windows(7)
-                .any(|w| w.eq_ignore_ascii_case(b"mailto:"))
+            || memchr::memchr_iter(b':', l.as_bytes())
+                .any(|p| p >= 6 && l.as_bytes()[p - 6..p].eq_ignore_ascii_case(b"mailto"))
         {
             continue;
         }
