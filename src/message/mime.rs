@@ -162,13 +162,10 @@ fn fields_of<'a>(lines: &mut Lines<'a>, to_empty: bool) -> (Headers<'a>, bool) {
         if fields.len() >= MAX_HEADERS {
             break;
         }
-        let Some(colon) = find_byte(line, b':') else {
+        let Some(colon) = name_end(line) else {
             continue;
         };
         let name = &line[..colon];
-        if name.is_empty() || name.len() > 76 || name.iter().any(|&b| b <= b' ' || b >= 0x7f) {
-            continue;
-        }
         // Not a field the classifier reads (Received, DKIM-Signature...):
         // skipping it saves decoding and copying most of a header block.
         let Some(name) = wanted(name) else {
@@ -180,6 +177,21 @@ fn fields_of<'a>(lines: &mut Lines<'a>, to_empty: bool) -> (Headers<'a>, bool) {
         push_field(&mut fields, n, v);
     }
     (Headers { fields }, at_empty)
+}
+
+/// Where the name of the field on `line` ends (its colon), when that name
+/// is 1 to 76 printable ASCII bytes: one walk over the name alone, so a
+/// long line without a colon is not searched to its end.
+fn name_end(line: &[u8]) -> Option<usize> {
+    for (i, &b) in line.iter().take(77).enumerate() {
+        if b == b':' {
+            return (i > 0).then_some(i);
+        }
+        if b <= b' ' || b >= 0x7f {
+            return None;
+        }
+    }
+    None
 }
 
 /// The fields the classifier reads; [`parse_headers`] keeps only these
