@@ -85,18 +85,25 @@ fn each_address(text: &str, mut f: impl FnMut(usize, String) -> bool) {
             }
         }
         let quoted = s < at && b[s] == b'"';
-        while !quoted && s > 0 && at - s < MAX_LOCAL && is_local_char(b[s - 1]) {
-            s -= 1;
+        if !quoted {
+            // Back over local-part characters, at most `MAX_LOCAL - 1`.
+            let lo = at.saturating_sub(MAX_LOCAL);
+            s = b[lo..at]
+                .iter()
+                .rposition(|&c| !is_local_char(c))
+                .map_or(lo, |p| lo + p + 1);
         }
         // A local part does not start or end with a dot; quote chars are
         // more often punctuation around the address than part of it.
         while !quoted && s < at && matches!(b[s], b'.' | b'\'' | b'=' | b'/' | b'{' | b'|') {
             s += 1;
         }
-        let mut e = at + 1;
-        while e < b.len() && e - at <= MAX_DOMAIN && is_domain_char(b[e]) {
-            e += 1;
-        }
+        // On over domain characters, at most `MAX_DOMAIN`.
+        let hi = b.len().min(at + MAX_DOMAIN + 1);
+        let mut e = b[at + 1..hi]
+            .iter()
+            .position(|&c| !is_domain_char(c))
+            .map_or(hi, |p| at + 1 + p);
         while e > at + 1 && matches!(b[e - 1], b'.' | b'-') {
             e -= 1;
         }
@@ -241,6 +248,19 @@ fn code_at(b: &[u8], i: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_stop_at_the_length_limits() {
+        let text = format!("{}@{}.example.org", "x".repeat(70), "d".repeat(250));
+        let a = addresses(&text);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].0, 6);
+        assert_eq!(
+            a[0].1,
+            format!("{}@{}.exam", "x".repeat(64), "d".repeat(250))
+        );
+        assert_eq!(addresses("ab@C.De"), vec![(0, "ab@c.de".to_string())]);
+    }
 
     #[test]
     fn lines_are_str_lines() {
