@@ -353,8 +353,15 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
             continue;
         }
         for (_, addr) in scan::addresses(line) {
-            let lower = addr.to_ascii_lowercase();
-            let local = lower.split('@').next().unwrap_or("");
+            // `exclude` holds `addr` lowercased / the local part is a daemon's:
+            // compared without building the lowercase copy.
+            let is_lower_of = |e: &str, a: &str| {
+                e.len() == a.len()
+                    && e.bytes()
+                        .zip(a.bytes())
+                        .all(|(x, y)| x == y.to_ascii_lowercase())
+            };
+            let local = addr.split('@').next().unwrap_or("");
             // A line that is only the address and a colon heads a failed
             // recipient's entry (Exim, qmail); it names a recipient even
             // when that address also sent the message (mail to oneself,
@@ -365,7 +372,9 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                     .map(|a| a.trim_start_matches('<').trim_end_matches('>'))
                     .is_some_and(|a| a.eq_ignore_ascii_case(&addr))
             };
-            if (exclude.contains(&lower) && !heading()) || DAEMON_LOCALS.contains(&local) {
+            if (exclude.iter().any(|e| is_lower_of(e, &addr)) && !heading())
+                || DAEMON_LOCALS.iter().any(|d| is_lower_of(d, local))
+            {
                 continue;
             }
             // Caps keep hostile texts (thousands of addresses) linear.
