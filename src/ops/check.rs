@@ -11,10 +11,11 @@
 //!
 //! Batches are pipelined so that both cores stay busy: while batch k is
 //! classified on worker threads, this thread looks up batch k+1 in the
-//! ledger (or reads the next files), commits batch k-1 and removes what that
-//! commit recorded; meanwhile the mailbox's own worker reads batch k+1 from
-//! the server (`mailbox::ahead`). A remove still only ever follows the
-//! commit of what it removes.
+//! ledger (or reads the next files) and records batch k-1 in the open
+//! transaction, committing it and removing what it recorded when it is due;
+//! meanwhile the mailbox's own worker reads batch k+1 from the server
+//! (`mailbox::ahead`). A remove still only ever follows the commit of what
+//! it removes.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -247,12 +248,12 @@ impl<'a> Run<'a> {
         let mut waiting: Option<Vec<Pending>> = None;
         while !next.1.is_empty() {
             let (uids, raws) = std::mem::take(&mut next);
-            // Commit the previous batch and read the next while this one is
+            // Record the previous batch and read the next while this one is
             // classified.
             let recording = self.store.is_some();
             let (verdicts, committed) = classify_while(site, &raws, recording, || {
                 if let Some(batch) = waiting.take() {
-                    self.commit(site, &name, batch, None)?;
+                    self.record_batch(site, &name, batch, None)?;
                     if self.due() {
                         self.flush_local(site)?;
                     }
@@ -265,7 +266,7 @@ impl<'a> Run<'a> {
             waiting = Some(assemble(uids, verdicts, None));
         }
         if let Some(batch) = waiting {
-            self.commit(site, &name, batch, None)?;
+            self.record_batch(site, &name, batch, None)?;
         }
         self.flush_local(site)?;
         Ok(())
@@ -351,9 +352,9 @@ impl<'a> Run<'a> {
                 }
             };
             // While this batch is classified: look up the next one, then
-            // commit and remove the previous one. (The remove waits for the
-            // mailbox's read-ahead of the next batch; once the lookup is
-            // done, that batch can be asked for as soon as it is read.)
+            // record the previous one (committing and removing when due;
+            // a remove waits for the mailbox's read-ahead of the next
+            // batch, which can be asked for once the lookup is done).
             let recording = self.store.is_some();
             let (verdicts, meanwhile) = classify_while(site, &raws, recording, || {
                 let planned = chunks
@@ -456,10 +457,11 @@ impl<'a> Run<'a> {
                 report,
                 tally: Tally::Seen,
             }));
-        if mb.is_some() && self.store.is_some() {
+        if mb.is_some() {
+            // (Only ever non-empty when recording: the ledger said so.)
             self.open.remove.extend(plan.seen_remove);
         }
-        self.commit(site, name, plan.batch, mb.is_some().then_some(removable))?;
+        self.record_batch(site, name, plan.batch, mb.is_some().then_some(removable))?;
         *done += plan.listed;
         self.observer.progress(&site.name, *done, *total);
         if self.due() {
@@ -476,7 +478,7 @@ impl<'a> Run<'a> {
 
     /// Records one batch in the open transaction (reporting it at once on a
     /// dry run) and queues the server messages to remove after the commit.
-    fn commit(
+    fn record_batch(
         &mut self,
         site: &Site,
         source: &str,
@@ -530,25 +532,29 @@ impl<'a> Run<'a> {
                     removing,
                 }
             };
-            let action = match tally {
-                Tally::Seen => Action::AlreadySeen,
-                Tally::Recorded { .. } => Action::Recorded, // settled at the flush
-            };
             self.open.unsent.push(Unsent {
-                report: message_report(source, p, action),
+                // The action is settled by `emit`, after the commit.
+                report: message_report(source, p, Action::Recorded),
                 tally,
             });
         }
         Ok(())
     }
 
+    /// Commits the open transaction and takes what it holds. On failure
+    /// it was rolled back: nothing to report or remove.
+    fn commit_open(&mut self) -> Result<Open, crate::store::Error> {
+        let open = std::mem::take(&mut self.open);
+        if let Some(store) = self.store.as_deref_mut() {
+            store.commit()?;
+        }
+        Ok(open)
+    }
+
     /// Commits the open transaction and reports its messages (local
     /// sources: nothing to remove).
     fn flush_local(&mut self, site: &Site) -> Result<(), crate::store::Error> {
-        let open = std::mem::take(&mut self.open);
-        if let Some(store) = self.store.as_deref_mut() {
-            store.commit()?; // rolled back on failure: nothing to report
-        }
+        let open = self.commit_open()?;
         self.emit(site, open.unsent, false);
         Ok(())
     }
@@ -558,21 +564,20 @@ impl<'a> Run<'a> {
     /// sync or removal is returned after the reports, which then say
     /// `recorded` for what was not removed.
     fn flush(&mut self, site: &Site, mb: Option<&mut dyn Mailbox>) -> Result<(), SiteError> {
-        let open = std::mem::take(&mut self.open);
+        let open = self.commit_open()?;
         let mut result = Ok(());
         let mut removed = false;
-        if let Some(store) = self.store.as_deref_mut() {
-            store.commit()?; // rolled back on failure: nothing to report
-            if let (Some(mb), false) = (mb, open.remove.is_empty()) {
-                // The commit is on disk before anything is deleted.
-                result = store.sync().map_err(SiteError::from).and_then(|()| {
-                    mb.remove(&open.remove)?;
-                    Ok(())
-                });
-                removed = result.is_ok();
-                if removed {
-                    self.report.summary.deleted += open.remove.len() as u64;
-                }
+        if let (Some(store), Some(mb), false) =
+            (self.store.as_deref_mut(), mb, open.remove.is_empty())
+        {
+            // The commit is on disk before anything is deleted.
+            result = store.sync().map_err(SiteError::from).and_then(|()| {
+                mb.remove(&open.remove)?;
+                Ok(())
+            });
+            removed = result.is_ok();
+            if removed {
+                self.report.summary.deleted += open.remove.len() as u64;
             }
         }
         self.emit(site, open.unsent, removed);
@@ -588,10 +593,11 @@ impl<'a> Run<'a> {
         };
         for Unsent { mut report, tally } in unsent {
             let summary = &mut self.report.summary;
-            match tally {
+            report.action_taken = match tally {
                 Tally::Seen => {
                     summary.messages += 1;
                     summary.already_seen += 1;
+                    Action::AlreadySeen
                 }
                 Tally::Recorded {
                     kind,
@@ -603,10 +609,12 @@ impl<'a> Run<'a> {
                     summary.counted += u64::from(counted);
                     summary.newly_blocked += blocked;
                     if removing && removed {
-                        report.action_taken = gone;
+                        gone
+                    } else {
+                        Action::Recorded
                     }
                 }
-            }
+            };
             self.observer.message(&report);
         }
     }
