@@ -1,17 +1,19 @@
 //! The SQLite database: counters, blocks, events and the ledger of processed
-//! messages. Open = pragmas + migrations; one transaction per public method.
+//! messages. Open = pragmas + migrations; one transaction per public method,
+//! except the recording transaction (`record` ... `commit`) that `check`
+//! keeps open across batches.
 //!
 //! - [`schema`]: connection settings and the append-only migrations.
-//! - `record`: `record_batch`, the write path of `check` (policy applied
-//!   per recipient and site).
+//! - `record`: `record_items`, the write path of `check` (policy applied
+//!   per recipient and site), behind [`Store::record`].
 //! - `query`: `stats`, one address, the block list (read only).
 //! - `admin`: `block` and `reset` by hand.
 //! - `totals`: the aggregate tables behind `stats`, updated by the writers.
 //! - `lock`: [`RunLock`], one run at a time per database.
 //!
-//! Public methods own their transaction; the helpers in the submodules take a
-//! `&Connection` (a `Transaction` derefs to one), so a failure anywhere rolls
-//! the whole operation back.
+//! Public methods own their transaction (or the recording one); the helpers
+//! in the submodules take a `&Connection` (a `Transaction` derefs to one), so
+//! a failure anywhere rolls the whole operation back.
 
 mod admin;
 mod lock;
@@ -384,7 +386,7 @@ impl Store {
     }
 
     /// Makes every committed transaction durable (on disk, surviving a power
-    /// loss). `check` calls it after a batch's commit and before deleting
+    /// loss). `check` calls it after a commit and before deleting
     /// anything from a server (SPEC 5.1: nothing lost); nothing else needs it.
     ///
     /// Commits run with `synchronous = NORMAL` (see [`schema::configure`]):
