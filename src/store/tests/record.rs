@@ -276,13 +276,9 @@ fn addresses_are_keyed_lowercase_and_counted_once_per_message() {
     );
 }
 
-#[test]
-fn failed_batch_leaves_database_as_before() {
-    let (_d, mut store) = temp_store();
-    let c = config(false);
-    record(&mut store, &c, "a", &[("m0", bounce("x@example.org"))], T0);
-    let before = store.stats().unwrap();
-    // A failure in the middle of the batch, after rows were written.
+/// From now on, storing an event for boom@example.org fails ("injected
+/// failure"), after the statements before it in the batch have run.
+fn fail_events_of_boom(store: &Store) {
     store
         .conn
         .execute_batch(
@@ -290,6 +286,16 @@ fn failed_batch_leaves_database_as_before() {
              BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
         )
         .unwrap();
+}
+
+#[test]
+fn failed_batch_leaves_database_as_before() {
+    let (_d, mut store) = temp_store();
+    let c = config(false);
+    record(&mut store, &c, "a", &[("m0", bounce("x@example.org"))], T0);
+    let before = store.stats().unwrap();
+    // A failure in the middle of the batch, after rows were written.
+    fail_events_of_boom(&store);
     let (m1, m2, m3) = (
         bounce("x@example.org"),
         bounce("y@example.org"),
@@ -349,13 +355,7 @@ fn transaction_spans_batches_until_commit_and_fails_whole() {
 
     // A failure in a later batch takes the earlier batches of the same
     // transaction with it, and the store can record again afterwards.
-    store
-        .conn
-        .execute_batch(
-            "CREATE TEMP TRIGGER boom BEFORE INSERT ON events WHEN NEW.address = 'boom@example.org'
-             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
-        )
-        .unwrap();
+    fail_events_of_boom(&store);
     store.record(&c, "a", &items(&["m3"], x), T0).unwrap();
     let err = store
         .record(&c, "a", &items(&["m4"], boom), T0)
