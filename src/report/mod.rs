@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::message::{Kind, Recipient};
 
+mod json;
 pub mod text;
 
 /// What `check` did with one message.

@@ -67,6 +67,8 @@ struct CheckObserver {
     /// Block-buffered: one `write` per 8 KiB, not per line, unless a
     /// person is watching (`flush_lines`).
     out: io::BufWriter<io::StdoutLock<'static>>,
+    /// A JSON line is built here, then written in one go.
+    line: Vec<u8>,
     /// Stdout is a terminal: show each line as it is written.
     flush_lines: bool,
     open: bool,
@@ -79,7 +81,7 @@ impl check::Observer for CheckObserver {
             return;
         }
         self.open = if self.json {
-            output::json_line(&mut self.out, r)
+            output::json_message(&mut self.out, &mut self.line, r)
         } else if self.per_message {
             output::line(&mut self.out, r)
         } else {
@@ -144,6 +146,7 @@ fn check_cmd(g: &Global, config: &Config, a: &CheckArgs) -> anyhow::Result<Exit>
         verbose: g.verbose,
         per_message: !g.quiet && (a.dry_run || g.verbose > 0 || terminal),
         out: io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+        line: Vec::new(),
         flush_lines: terminal,
         open: true,
         bar: None,

@@ -18,6 +18,20 @@ pub fn json_line(out: &mut impl Write, value: &impl serde::Serialize) -> bool {
     serde_json::to_writer(&mut *out, value).is_ok() && out.write_all(b"\n").is_ok()
 }
 
+/// Writes a message report as one JSON line, built in `line` by its own
+/// writer (serde_json's string escaping was most of the cost of `check
+/// --json`); `false` once the reader has gone away.
+pub fn json_message(
+    out: &mut impl Write,
+    line: &mut Vec<u8>,
+    report: &bouncectl::report::MessageReport,
+) -> bool {
+    line.clear();
+    report.write_json(line);
+    line.push(b'\n');
+    out.write_all(line).is_ok()
+}
+
 /// Prints an error and its causes on one line.
 pub fn error(e: &anyhow::Error) {
     let mut text = format!("bouncectl: {e}");
