@@ -35,7 +35,12 @@ pub struct LocalMessage {
 
 enum Inner {
     Single(Option<Box<dyn Read>>),
-    Maildir(std::vec::IntoIter<PathBuf>),
+    Maildir {
+        files: std::vec::IntoIter<PathBuf>,
+        /// How many leading bytes of each path name the directory given
+        /// (with the separator after it): the rest is the uid.
+        skip: usize,
+    },
     Mbox {
         reader: Box<dyn BufRead>,
         pending: Option<Vec<u8>>,
@@ -66,9 +71,15 @@ impl Source {
         let meta = std::fs::metadata(p).map_err(err)?;
         if meta.is_dir() {
             let files = maildir_files(p).map_err(err)?;
+            // Every file's path is `p.join(rest)`, and joining adds a
+            // separator unless `p` ends with one: measured on a stand-in.
+            let skip = p.join("-").as_os_str().len() - 1;
             return Ok(Source {
                 name: path.into(),
-                inner: Inner::Maildir(files.into_iter()),
+                inner: Inner::Maildir {
+                    files: files.into_iter(),
+                    skip,
+                },
             });
         }
         let mut reader = BufReader::with_capacity(64 * 1024, File::open(p).map_err(err)?);
@@ -151,14 +162,22 @@ fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
 fn collect_files(dir: &Path, recurse: bool, files: &mut Vec<PathBuf>) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with('.') {
+        let name = entry.file_name();
+        if name.as_encoded_bytes().starts_with(b".") {
             continue;
         }
         let kind = entry.file_type()?;
-        if kind.is_file() {
-            files.push(entry.path());
-        } else if kind.is_dir() && recurse {
-            collect_files(&entry.path(), true, files)?;
+        if kind.is_file() || (kind.is_dir() && recurse) {
+            // `entry.path()`, allocated once at its final size rather
+            // than copied and then grown.
+            let mut path = PathBuf::with_capacity(dir.as_os_str().len() + 1 + name.len());
+            path.push(dir);
+            path.push(name);
+            if kind.is_file() {
+                files.push(path);
+            } else {
+                collect_files(&path, true, files)?;
+            }
         }
     }
     Ok(())
@@ -182,14 +201,12 @@ impl Iterator for Source {
                         }),
                 )
             }
-            Inner::Maildir(files) => {
+            Inner::Maildir { files, skip } => {
                 let path = files.next()?;
-                let uid = Some(
-                    path.strip_prefix(name)
-                        .unwrap_or(&path)
-                        .display()
-                        .to_string(),
-                );
+                // The path relative to the directory given (what
+                // `strip_prefix` would give, without parsing components).
+                let rest = path.as_os_str().as_encoded_bytes().get(*skip..);
+                let uid = Some(String::from_utf8_lossy(rest.unwrap_or_default()).into_owned());
                 Some(
                     std::fs::read(&path)
                         .map(|bytes| LocalMessage { uid, bytes })
@@ -332,6 +349,38 @@ mod tests {
         by_components.sort();
         paths.sort_unstable_by(|a, b| path_order(a, b));
         assert_eq!(paths, by_components);
+    }
+
+    #[test]
+    fn maildir_uids_are_paths_relative_to_the_directory_however_spelt() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = dir.path().join("md");
+        let plain = dir.path().join("plain");
+        for f in ["cur/1.a:2,S", "cur/.hidden", "new/2.b", "tmp/3.c"] {
+            std::fs::create_dir_all(md.join(f).parent().unwrap()).unwrap();
+            std::fs::write(md.join(f), "A: b\n\nc\n").unwrap();
+        }
+        for f in ["x/y/1", "x/2", "3", ".git/4"] {
+            std::fs::create_dir_all(plain.join(f).parent().unwrap()).unwrap();
+            std::fs::write(plain.join(f), "A: b\n\nc\n").unwrap();
+        }
+        let uids = |root: &Path, spelling: &str| -> Vec<String> {
+            let given = format!("{}{spelling}", root.display());
+            let source = Source::open(&given).unwrap();
+            source.map(|m| m.unwrap().uid.unwrap()).collect()
+        };
+        for spelling in ["", "/", "//", "/."] {
+            assert_eq!(
+                uids(&md, spelling),
+                ["cur/1.a:2,S", "new/2.b"],
+                "{spelling:?}"
+            );
+            assert_eq!(
+                uids(&plain, spelling),
+                ["3", "x/2", "x/y/1"],
+                "{spelling:?}"
+            );
+        }
     }
 
     #[test]
