@@ -117,12 +117,18 @@ fn maildir_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     if subdirs.is_empty() {
         collect_files(dir, true, &mut files)?;
+        files.sort_unstable_by(|a, b| path_order(a, b));
     } else {
         for d in subdirs {
             collect_files(&d, false, &mut files)?;
         }
+        // `DIR/cur/NAME` and `DIR/new/NAME`: the first difference is never
+        // a `/` (the two subdirectories' names are as long, a file name has
+        // none), so plain byte order (a `memcmp`) is path order here.
+        files.sort_unstable_by(|a, b| {
+            (a.as_os_str().as_encoded_bytes()).cmp(b.as_os_str().as_encoded_bytes())
+        });
     }
-    files.sort_unstable_by(|a, b| path_order(a, b));
     Ok(files)
 }
 
