@@ -362,7 +362,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let md = dir.path().join("md");
         let plain = dir.path().join("plain");
-        for f in ["cur/1.a:2,S", "cur/.hidden", "new/2.b", "tmp/3.c"] {
+        for f in [
+            "cur/1.a:2,S",
+            "cur/1-a",
+            "cur/1",
+            "cur/.hidden",
+            "new/2.b",
+            "tmp/3.c",
+        ] {
             std::fs::create_dir_all(md.join(f).parent().unwrap()).unwrap();
             std::fs::write(md.join(f), "A: b\n\nc\n").unwrap();
         }
@@ -376,11 +383,8 @@ mod tests {
             source.map(|m| m.unwrap().uid.unwrap()).collect()
         };
         for spelling in ["", "/", "//", "/."] {
-            assert_eq!(
-                uids(&md, spelling),
-                ["cur/1.a:2,S", "new/2.b"],
-                "{spelling:?}"
-            );
+            let maildir = ["cur/1", "cur/1-a", "cur/1.a:2,S", "new/2.b"];
+            assert_eq!(uids(&md, spelling), maildir, "{spelling:?}");
             assert_eq!(
                 uids(&plain, spelling),
                 ["3", "x/2", "x/y/1"],
