@@ -153,12 +153,22 @@ fn next_special(bytes: &[u8], from: usize) -> Option<usize> {
         }
         at += 8;
     }
-    // The last few bytes, padded with spaces (which need no escape).
     let tail = words.remainder();
-    let mut w = [b' '; 8];
-    w[..tail.len()].copy_from_slice(tail);
-    let hit = special_bytes(w);
-    (hit != 0).then(|| at + first_flagged(hit))
+    if tail.is_empty() {
+        return None;
+    }
+    if rest.len() < 8 {
+        return tail
+            .iter()
+            .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+            .map(|p| at + p);
+    }
+    // The last eight bytes, overlapping words already found clean: those
+    // are flagged in no case (a wrong flag only follows a right one), so
+    // the first flag is still exact.
+    let last = rest.len() - 8;
+    let hit = special_bytes(rest[last..].try_into().unwrap_or([0; 8]));
+    (hit != 0).then(|| from + last + first_flagged(hit))
 }
 
 /// Eight bytes at a time: the high bit of a byte of the result is set for
@@ -248,6 +258,17 @@ mod tests {
                 let mut s = "é".repeat(10);
                 s.insert(at / 2 * 2, c);
                 cases.push(s);
+            }
+        }
+        // Every length across the word and tail boundaries, with one or
+        // two bytes to escape anywhere.
+        for len in 1..=25 {
+            for at in 0..len {
+                let mut s: Vec<u8> = (0..len).map(|k| b'a' + k as u8).collect();
+                s[at] = b'"';
+                cases.push(String::from_utf8(s.clone()).unwrap());
+                s[(at * 7 + 3) % len] = b'\n';
+                cases.push(String::from_utf8(s).unwrap());
             }
         }
         let all: String = (0u8..0x80).map(char::from).collect();
