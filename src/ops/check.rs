@@ -489,10 +489,14 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         let Some(store) = self.store.as_deref_mut() else {
+            // One copy of the source's name, moved from each report (gone
+            // once shown) to the next.
+            let mut name = source.to_string();
             for p in batch {
                 self.report.summary.add_kind(p.classification.kind);
-                self.observer
-                    .message(&message_report(source, p, Action::DryRun));
+                let report = message_report(name, p, Action::DryRun);
+                self.observer.message(&report);
+                name = report.source;
             }
             return Ok(());
         };
@@ -534,7 +538,7 @@ impl<'a> Run<'a> {
             };
             self.open.unsent.push(Unsent {
                 // The action is settled by `emit`, after the commit.
-                report: message_report(source, p, Action::Recorded),
+                report: message_report(source.to_string(), p, Action::Recorded),
                 tally,
             });
         }
@@ -621,10 +625,10 @@ impl<'a> Run<'a> {
 }
 
 /// The report of a classified message.
-fn message_report(source: &str, p: Pending, action: Action) -> MessageReport {
+fn message_report(source: String, p: Pending, action: Action) -> MessageReport {
     MessageReport {
         kind_tag: "message",
-        source: source.to_string(),
+        source,
         uid: p.uid,
         message_id: p.classification.message_id,
         kind: Some(p.classification.kind),
