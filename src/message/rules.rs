@@ -1129,7 +1129,7 @@ const BUCKET_BITS: u32 = 16;
 /// pieces, if a table has any (a gapped phrase's short pieces are not
 /// looked for, see [`Pattern::ids`]), are looked for one by one with
 /// `memmem`.
-struct PieceIndex {
+pub(super) struct PieceIndex {
     /// (piece id, finder) of the pieces shorter than [`LONG`].
     short: Vec<(usize, memchr::memmem::Finder<'static>)>,
     /// Bit `h` is set when bucket `h` lists a piece.
@@ -1180,7 +1180,7 @@ fn key(text: &[u8], at: usize) -> Option<u32> {
 }
 
 impl PieceIndex {
-    fn new(pieces: &[&'static str]) -> PieceIndex {
+    pub(super) fn new(pieces: &[&'static str]) -> PieceIndex {
         let mut short = Vec::new();
         let mut filed: Vec<(usize, Entry)> = Vec::new();
         for (id, piece) in pieces.iter().enumerate() {
@@ -1219,13 +1219,13 @@ impl PieceIndex {
         }
     }
 
-    /// Sets `found[id]` for each piece that occurs in `text`, and lists
-    /// each such `id` once in `ids`.
-    fn find_all(&self, text: &[u8], found: &mut [bool], ids: &mut Vec<usize>) {
+    /// Sets `found[id]` for each piece (by its place in the list given to
+    /// [`PieceIndex::new`]) that occurs in `text`, and calls `new(id)` the
+    /// first time it does.
+    pub(super) fn find_all(&self, text: &[u8], found: &mut [bool], mut new: impl FnMut(usize)) {
         for (id, finder) in &self.short {
-            if finder.find(text).is_some() {
-                found[*id] = true;
-                ids.push(*id);
+            if finder.find(text).is_some() && !std::mem::replace(&mut found[*id], true) {
+                new(*id);
             }
         }
         let mut at = 0;
@@ -1244,7 +1244,7 @@ impl PieceIndex {
                     };
                     if text[start..].starts_with(e.piece) {
                         found[e.id] = true;
-                        ids.push(e.id);
+                        new(e.id);
                     }
                 }
             }
@@ -1295,7 +1295,8 @@ fn scan_with(c: &Compiled, text: &str) -> Hits {
     let mut hits = Hits::default();
     let mut found = vec![false; c.pieces];
     let mut ids = Vec::new();
-    c.index.find_all(text.as_bytes(), &mut found, &mut ids);
+    c.index
+        .find_all(text.as_bytes(), &mut found, |id| ids.push(id));
     let mut gapped: Vec<usize> = Vec::new();
     for piece in ids {
         for &i in &c.by_piece[piece] {
