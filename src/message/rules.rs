@@ -1291,14 +1291,23 @@ pub fn scan_context(text: &str) -> Hits {
     hits
 }
 
+/// Pieces whose found flags fit on the stack (the full tables have some
+/// 750): a scan then allocates nothing unless a gapped phrase may match.
+const FOUND_ON_STACK: usize = 1024;
+
 fn scan_with(c: &Compiled, text: &str) -> Hits {
     let mut hits = Hits::default();
-    let mut found = vec![false; c.pieces];
-    let mut ids = Vec::new();
-    c.index
-        .find_all(text.as_bytes(), &mut found, |id| ids.push(id));
+    let mut on_stack = [false; FOUND_ON_STACK];
+    let mut on_heap = Vec::new();
+    let found: &mut [bool] = match on_stack.get_mut(..c.pieces) {
+        Some(found) => found,
+        None => {
+            on_heap.resize(c.pieces, false);
+            &mut on_heap
+        }
+    };
     let mut gapped: Vec<usize> = Vec::new();
-    for piece in ids {
+    c.index.find_all(text.as_bytes(), found, |piece| {
         for &i in &c.by_piece[piece] {
             let p = &c.patterns[i];
             if !p.gapped {
@@ -1307,7 +1316,7 @@ fn scan_with(c: &Compiled, text: &str) -> Hits {
                 gapped.push(i);
             }
         }
-    }
+    });
     for i in gapped {
         let p = &c.patterns[i];
         if p.ids.iter().all(|&id| found[id]) && phrase_matches(text, p.phrase) {
