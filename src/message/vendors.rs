@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
-use super::mime::{Headers, parse_headers, split_head};
+use super::mime::{Headers, parse_head};
 use super::scan;
 
 /// Lines (lowercase substrings) that start the returned original message in
@@ -194,6 +194,15 @@ pub fn bounce_signs(h: &Headers, text_lower: &str) -> Option<&'static str> {
     if h.get("x-failed-recipients").is_some() {
         return Some("X-Failed-Recipients header");
     }
+    // The strong phrases decide alone: looked for before the headers are
+    // read.
+    let strong = match STRONG_TEXT.as_ref() {
+        Some(ac) => ac.is_match(text_lower),
+        None => STRONG_BOUNCE_PHRASES.iter().any(|p| text_lower.contains(p)),
+    };
+    if strong {
+        return Some("a mail system's bounce text");
+    }
     let from = h.get("from").unwrap_or("").to_ascii_lowercase();
     let from_addr = scan::header_address(&from).unwrap_or_default();
     let local = from_addr.split('@').next().unwrap_or("");
@@ -206,23 +215,21 @@ pub fn bounce_signs(h: &Headers, text_lower: &str) -> Option<&'static str> {
         || from.contains("postmaster");
     let subject = h.get("subject").unwrap_or("").to_lowercase();
     let bounce_subject = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
-    let strong = match STRONG_TEXT.as_ref() {
-        Some(ac) => ac.is_match(text_lower),
-        None => STRONG_BOUNCE_PHRASES.iter().any(|p| text_lower.contains(p)),
-    };
-    if strong {
-        return Some("a mail system's bounce text");
-    }
     // An empty From (`<>`) is how some MTAs sign bounces.
     let daemon = daemon || from.trim() == "<>" || from.ends_with("<>");
-    let phrase = match BOUNCE_TEXT.as_ref() {
-        Some(ac) => ac.is_match(text_lower),
-        None => BOUNCE_PHRASES.iter().any(|p| text_lower.contains(p)),
+    // A bounce phrase or a status code in the text; only looked for when
+    // the answer depends on it.
+    let text_sign = || {
+        let phrase = match BOUNCE_TEXT.as_ref() {
+            Some(ac) => ac.is_match(text_lower),
+            None => BOUNCE_PHRASES.iter().any(|p| text_lower.contains(p)),
+        };
+        phrase || scan::status_code(text_lower).is_some()
     };
-    let has_code = scan::status_code(text_lower).is_some();
-    match (daemon, bounce_subject, phrase || has_code) {
-        (true, _, true) | (true, true, _) => Some("sent by a mail system with a bounce text"),
-        (_, true, true) => Some("bounce subject and text"),
+    match (daemon, bounce_subject) {
+        (true, true) => Some("sent by a mail system with a bounce text"),
+        (true, false) if text_sign() => Some("sent by a mail system with a bounce text"),
+        (false, true) if text_sign() => Some("bounce subject and text"),
         _ => None,
     }
 }
@@ -303,8 +310,9 @@ fn reply_line(line: &str) -> bool {
 /// The headers of a returned message quoted as text after the separator.
 pub fn quoted_headers(rest: &str) -> Option<Headers<'_>> {
     let start = rest.trim_start_matches(['\r', '\n', ' ']);
-    let (head, _) = split_head(start.as_bytes());
-    let h = parse_headers(head);
+    // The fields of the head alone, found on the way to its end (one walk
+    // over the lines, not a search for the end and then a second walk).
+    let (h, _) = parse_head(start.as_bytes());
     (h.get("to").is_some() || h.get("from").is_some()).then_some(h)
 }
 
