@@ -402,17 +402,19 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
         .iter()
         .flat_map(|(_, at)| at.iter().copied())
         .collect();
+    // The lines each recipient's text takes, in order; one list for all
+    // of them. A text is every taken line followed by `\n`, so it has as
+    // many lines as the list has entries.
+    let mut taken: Vec<usize> = Vec::new();
     found
         .into_iter()
         .map(|(address, at)| {
-            let mut text = String::new();
-            // Lines already taken: blocks of two mentions may overlap.
-            let mut taken: Vec<usize> = Vec::new();
-            let mut take = |text: &mut String, k: usize| {
+            taken.clear();
+            // Lines already taken are skipped: blocks of two mentions may
+            // overlap.
+            let take = |taken: &mut Vec<usize>, k: usize| {
                 if !taken.contains(&k) {
                     taken.push(k);
-                    text.push_str(clip(lines[k]));
-                    text.push('\n');
                 }
             };
             for &i in &at {
@@ -423,9 +425,9 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                     && !mention_lines.contains(&(i - 1))
                     && at.len() == 1
                 {
-                    take(&mut text, i - 1);
+                    take(&mut taken, i - 1);
                 }
-                take(&mut text, i);
+                take(&mut taken, i);
                 let mut blank_seen = false;
                 for (j, next) in lines.iter().enumerate().skip(i + 1).take(8) {
                     if mention_lines.contains(&j) && !at.contains(&j) {
@@ -439,15 +441,23 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                     }
                     if next.trim().is_empty() {
                         // One blank line may separate an address from its
-                        // reply (Gmail, Exchange); a second ends the block.
-                        if blank_seen || text.lines().count() > 2 {
+                        // reply (Gmail, Exchange); a second ends the block,
+                        // and so does one after more than two lines.
+                        if blank_seen || taken.len() > 2 {
                             break;
                         }
                         blank_seen = true;
                         continue;
                     }
-                    take(&mut text, j);
+                    take(&mut taken, j);
                 }
+            }
+            // Built at its final size: one allocation.
+            let size = taken.iter().map(|&k| clip(lines[k]).len() + 1).sum();
+            let mut text = String::with_capacity(size);
+            for &k in &taken {
+                text.push_str(clip(lines[k]));
+                text.push('\n');
             }
             TextRecipient { address, text }
         })
