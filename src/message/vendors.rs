@@ -341,18 +341,45 @@ pub struct TextRecipient {
 /// Most lines of a bounce text [`recipients`] reads.
 const MAX_LINES: usize = 2000;
 
+/// The first [`MAX_LINES`] lines of `text` as [`scan::lines`] splits them,
+/// and the indexes of those with an `@` (only they can name an address):
+/// one pass over the text finds both, rather than a search per line.
+fn lines_with_at(text: &str) -> (Vec<&str>, Vec<usize>) {
+    // Room for lines of 32 bytes on average (most are longer): one
+    // allocation instead of a doubling series that copies them all.
+    let mut lines: Vec<&str> = Vec::with_capacity((text.len() / 32 + 1).min(MAX_LINES));
+    let mut with_at: Vec<usize> = Vec::new();
+    let mut start = 0;
+    for i in memchr::memchr2_iter(b'\n', b'@', text.as_bytes()) {
+        if lines.len() == MAX_LINES {
+            break;
+        }
+        if text.as_bytes()[i] == b'@' {
+            // (The line it is on is the next one pushed.)
+            if with_at.last() != Some(&lines.len()) {
+                with_at.push(lines.len());
+            }
+            continue;
+        }
+        let line = &text[start..i];
+        lines.push(line.strip_suffix('\r').unwrap_or(line));
+        start = i + 1;
+    }
+    // The last line, when the text does not end with a newline, keeps a
+    // final `\r` (as in `scan::lines`).
+    if lines.len() < MAX_LINES && start < text.len() {
+        lines.push(&text[start..]);
+    }
+    (lines, with_at)
+}
+
 /// Finds failed recipients in the error part of a bounce text. `exclude`
 /// holds addresses (lowercase) that are the sender's, never a recipient.
 pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
-    // Room for lines of 32 bytes on average (most are longer): one
-    // allocation instead of a doubling series that copies them all.
-    let mut lines: Vec<&str> = Vec::with_capacity((error.len() / 32 + 1).min(MAX_LINES));
-    lines.extend(scan::lines(error).take(MAX_LINES));
+    let (lines, with_at) = lines_with_at(error);
     let mut found: Vec<(String, Vec<usize>)> = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        if memchr::memchr(b'@', line.as_bytes()).is_none() {
-            continue;
-        }
+    for &i in &with_at {
+        let line = lines[i];
         let l = line.trim_start();
         if SKIP_LINE_PREFIXES.iter().any(|p| starts_with_ci(l, p))
             || memchr::memchr_iter(b':', l.as_bytes())
@@ -498,6 +525,28 @@ mod tests {
             &["me@example.fr".into()],
         );
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn lines_with_at_are_scan_lines() {
+        for t in [
+            "",
+            "a@b",
+            "a\r\nb@c\r",
+            "\n@\n\n",
+            "x@y\ry\n\r@z@",
+            "@\n",
+        ] {
+            let (lines, with_at) = lines_with_at(t);
+            assert_eq!(lines, scan::lines(t).collect::<Vec<_>>(), "{t:?}");
+            let want: Vec<usize> = (0..lines.len())
+                .filter(|&i| lines[i].contains('@'))
+                .collect();
+            assert_eq!(with_at, want, "{t:?}");
+        }
+        let many = "a@b\n".repeat(MAX_LINES + 5);
+        let (lines, with_at) = lines_with_at(&many);
+        assert_eq!((lines.len(), with_at.len()), (MAX_LINES, MAX_LINES));
     }
 
     #[test]
