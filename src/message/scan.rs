@@ -64,7 +64,7 @@ pub fn addresses(text: &str) -> Vec<(usize, String)> {
 }
 
 /// Calls `f` with each address in `text`, in order, while it returns true.
-fn each_address(text: &str, mut f: impl FnMut(usize, String) -> bool) {
+pub(super) fn each_address(text: &str, mut f: impl FnMut(usize, String) -> bool) {
     let b = text.as_bytes();
     let mut i = 0;
     while let Some(off) = memchr::memchr(b'@', &b[i..]) {

@@ -299,8 +299,13 @@ pub(super) fn prepare() {
 
 /// Does `line` start with `prefix` (lowercase ASCII), ignoring case?
 fn starts_with_ci(line: &str, prefix: &str) -> bool {
+    // Byte by byte: most lines differ from most prefixes at the first byte,
+    // where a whole-slice comparison would first set itself up.
     line.len() >= prefix.len()
-        && line.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        && line
+            .bytes()
+            .zip(prefix.bytes())
+            .all(|(a, b)| a.to_ascii_lowercase() == b)
 }
 
 /// Does `line` start with an SMTP reply code and a space (`550 ...`)?
@@ -388,7 +393,8 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
         {
             continue;
         }
-        for (_, addr) in scan::addresses(line) {
+        // Each address as it is found: no list of them to build first.
+        scan::each_address(line, |_, addr| {
             // `exclude` holds `addr` lowercased / the local part is a daemon's:
             // compared without building the lowercase copy.
             let is_lower_of = |e: &str, a: &str| {
@@ -411,7 +417,7 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
             if (exclude.iter().any(|e| is_lower_of(e, &addr)) && !heading())
                 || DAEMON_LOCALS.iter().any(|d| is_lower_of(d, local))
             {
-                continue;
+                return true;
             }
             // Caps keep hostile texts (thousands of addresses) linear.
             let room = found.len() < MAX_RECIPIENTS;
@@ -424,7 +430,8 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                 None if room => found.push((addr, vec![i])),
                 None => {}
             }
-        }
+            true
+        });
     }
     let mention_lines: Vec<usize> = found
         .iter()
