@@ -23,7 +23,7 @@ pub fn is_feedback(p: &Parsed<'_>) -> bool {
     let value = p
         .headers
         .get("content-type")
-        .filter(|v| contains_ci(v, b"feedback-report"));
+        .filter(|v| scan::contains_ci(v, "feedback-report"));
     let declared = value.is_some_and(|v| {
         super::mime::ContentType::parse(Some(v)).mime == "multipart/report"
             && super::mime::param(v, "report-type")
@@ -33,13 +33,6 @@ pub fn is_feedback(p: &Parsed<'_>) -> bool {
         || p.leaves
             .iter()
             .any(|l| l.ctype.mime == "message/feedback-report")
-}
-
-/// Does `text` contain `needle` (lowercase ASCII), ignoring ASCII case?
-fn contains_ci(text: &str, needle: &[u8]) -> bool {
-    text.as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// Reads the report fields and the original recipient.

@@ -516,7 +516,7 @@ pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipien
             let (name, frag) = f.header;
             headers
                 .get_all(name)
-                .any(|v| v.to_ascii_lowercase().contains(frag))
+                .any(|v| scan::contains_ci(v, frag))
                 && context.contains(f.dsn)
         })
         .collect();
