@@ -481,8 +481,8 @@ fn provider_reason(diag: &str, reply_code: Option<u16>, named: &[bool]) -> Optio
     if let Some(r) = cox_code(diag) {
         return Some(r);
     }
-    for (rh, &in_context) in RHOSTS.iter().zip(named) {
-        if !in_context && !rh.hosts.iter().any(|h| diag.contains(h)) {
+    for ((rh, hosts), &in_context) in RHOSTS.iter().zip(RHOST_FINDERS.iter()).zip(named) {
+        if !in_context && !hosts.iter().any(|h| h.find(diag.as_bytes()).is_some()) {
             continue;
         }
         let hit = rh.replies.iter().find(|(_, code, phrase)| {

@@ -208,7 +208,7 @@ pub fn bounce_signs(h: &Headers, text_lower: &str) -> Option<&'static str> {
         || from.contains("mail delivery")
         || from.contains("postmaster");
     let subject = h.get("subject").unwrap_or("").to_lowercase();
-    let bounce_subject = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
+    let bounce_subject = any_phrase(&SUBJECT_TEXT, &subject);
     // An empty From (`<>`) is how some MTAs sign bounces.
     let daemon = daemon || from.trim() == "<>" || from.ends_with("<>");
     // A bounce phrase or a status code in the text; only looked for when
@@ -286,6 +286,10 @@ static BOUNCE_TEXT: LazyLock<Vec<Finder<'static>>> = LazyLock::new(|| finders(BO
 static STRONG_TEXT: LazyLock<Vec<Finder<'static>>> =
     LazyLock::new(|| finders(STRONG_BOUNCE_PHRASES));
 
+/// [`BOUNCE_SUBJECTS`], a searcher for each (made once, not per message
+/// as `str::contains` makes its own).
+static SUBJECT_TEXT: LazyLock<Vec<Finder<'static>>> = LazyLock::new(|| finders(BOUNCE_SUBJECTS));
+
 /// [`DELAY_PHRASES`], a searcher for each.
 static DELAY_TEXT: LazyLock<Vec<Finder<'static>>> = LazyLock::new(|| finders(DELAY_PHRASES));
 
@@ -295,6 +299,7 @@ pub(super) fn prepare() {
     LazyLock::force(&DELAY_TEXT);
     LazyLock::force(&BOUNCE_TEXT);
     LazyLock::force(&STRONG_TEXT);
+    LazyLock::force(&SUBJECT_TEXT);
 }
 
 /// Does `line` start with `prefix` (lowercase ASCII), ignoring case?
