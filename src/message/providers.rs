@@ -514,10 +514,7 @@ pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipien
         .iter()
         .filter(|f| {
             let (name, frag) = f.header;
-            headers
-                .get_all(name)
-                .any(|v| scan::contains_ci(v, frag))
-                && context.contains(f.dsn)
+            headers.get_all(name).any(|v| scan::contains_ci(v, frag)) && context.contains(f.dsn)
         })
         .collect();
     // Which providers the text around the recipients names: once per

@@ -270,7 +270,10 @@ mod tests {
     #[test]
     fn contains_ci_is_a_lowercase_copy_s_contains() {
         for (text, needle) in [
-            ("Multipart/Report; report-type=Feedback-Report", "feedback-report"),
+            (
+                "Multipart/Report; report-type=Feedback-Report",
+                "feedback-report",
+            ),
             ("feedback-repor", "feedback-report"),
             ("X-Mailer: <SMTP32 v8.22>", "<smtp32 v"),
             ("", ""),

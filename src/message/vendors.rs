@@ -213,9 +213,8 @@ pub fn bounce_signs(h: &Headers, text_lower: &str) -> Option<&'static str> {
     let daemon = daemon || from.trim() == "<>" || from.ends_with("<>");
     // A bounce phrase or a status code in the text; only looked for when
     // the answer depends on it.
-    let text_sign = || {
-        any_phrase(&BOUNCE_TEXT, text_lower) || scan::status_code(text_lower).is_some()
-    };
+    let text_sign =
+        || any_phrase(&BOUNCE_TEXT, text_lower) || scan::status_code(text_lower).is_some();
     match (daemon, bounce_subject) {
         (true, true) => Some("sent by a mail system with a bounce text"),
         (true, false) if text_sign() => Some("sent by a mail system with a bounce text"),
@@ -542,14 +541,7 @@ mod tests {
 
     #[test]
     fn lines_with_at_are_scan_lines() {
-        for t in [
-            "",
-            "a@b",
-            "a\r\nb@c\r",
-            "\n@\n\n",
-            "x@y\ry\n\r@z@",
-            "@\n",
-        ] {
+        for t in ["", "a@b", "a\r\nb@c\r", "\n@\n\n", "x@y\ry\n\r@z@", "@\n"] {
             let (lines, with_at) = lines_with_at(t);
             assert_eq!(lines, scan::lines(t).collect::<Vec<_>>(), "{t:?}");
             let want: Vec<usize> = (0..lines.len())
