@@ -692,6 +692,12 @@ pub fn parse(raw: &[u8]) -> Parsed<'_> {
     }
 }
 
+/// Finds `\n--`: where a line that may be a multipart delimiter starts.
+/// One searcher for the process; a searcher for each `--boundary` would
+/// cost more to build than the search it saves.
+static LINE_DASHES: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n--"));
+
 /// The bodies between `--boundary` delimiter lines, preamble and epilogue
 /// dropped. An unterminated last part runs to the end.
 fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
@@ -701,22 +707,29 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
     if find_byte(boundary, b'\n').is_some() {
         return parts;
     }
-    let mut delimiter = Vec::with_capacity(boundary.len() + 2);
-    delimiter.extend_from_slice(b"--");
-    delimiter.extend_from_slice(boundary);
-    let finder = memchr::memmem::Finder::new(&delimiter);
+    let delimiter_len = boundary.len() + 2;
+    let is_delimiter =
+        |pos: usize| body[pos..].starts_with(b"--") && body[pos + 2..].starts_with(boundary);
+    // The next line at or after `from` (a line start or its `\n`) that
+    // starts with `--boundary`.
+    let next_delimiter = |from: usize| {
+        if from == 0 && is_delimiter(0) {
+            return Some(0);
+        }
+        let mut from = from;
+        loop {
+            let pos = from + LINE_DASHES.find(&body[from..])? + 1;
+            if is_delimiter(pos) {
+                return Some(pos);
+            }
+            from = pos;
+        }
+    };
     let mut part_start: Option<usize> = None;
     let mut from = 0;
-    // Jump from one occurrence of `--boundary` to the next; only those at
-    // the start of a line are delimiters.
-    while let Some(i) = body.get(from..).and_then(|rest| finder.find(rest)) {
-        let pos = from + i;
-        if pos > 0 && body[pos - 1] != b'\n' {
-            from = pos + 1;
-            continue;
-        }
+    while let Some(pos) = next_delimiter(from) {
         let end = find_byte(&body[pos..], b'\n').map_or(body.len(), |i| pos + i);
-        let tail = &body[pos + delimiter.len()..end];
+        let tail = &body[pos + delimiter_len..end];
         if let Some(s) = part_start {
             // The line break before a delimiter belongs to the delimiter.
             let mut e = pos.saturating_sub(1).max(s);
@@ -732,7 +745,8 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
         if parts.len() >= MAX_LEAVES {
             return parts;
         }
-        from = end + 1;
+        // (At the delimiter line's `\n`, or at the end.)
+        from = end;
     }
     if let Some(s) = part_start {
         parts.push(&body[s.min(body.len())..]);
@@ -743,6 +757,79 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `split_multipart` as first written: a searcher for `--boundary`.
+    fn split_multipart_reference<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
+        let mut parts = Vec::new();
+        // Headers are split on `\n`, so a boundary never holds one; if it did,
+        // no line could start with it.
+        if find_byte(boundary, b'\n').is_some() {
+            return parts;
+        }
+        let mut delimiter = Vec::with_capacity(boundary.len() + 2);
+        delimiter.extend_from_slice(b"--");
+        delimiter.extend_from_slice(boundary);
+        let finder = memchr::memmem::Finder::new(&delimiter);
+        let mut part_start: Option<usize> = None;
+        let mut from = 0;
+        // Jump from one occurrence of `--boundary` to the next; only those at
+        // the start of a line are delimiters.
+        while let Some(i) = body.get(from..).and_then(|rest| finder.find(rest)) {
+            let pos = from + i;
+            if pos > 0 && body[pos - 1] != b'\n' {
+                from = pos + 1;
+                continue;
+            }
+            let end = find_byte(&body[pos..], b'\n').map_or(body.len(), |i| pos + i);
+            let tail = &body[pos + delimiter.len()..end];
+            if let Some(s) = part_start {
+                // The line break before a delimiter belongs to the delimiter.
+                let mut e = pos.saturating_sub(1).max(s);
+                if e > s && body[e - 1] == b'\r' {
+                    e -= 1;
+                }
+                parts.push(&body[s..e]);
+            }
+            if tail.starts_with(b"--") {
+                return parts;
+            }
+            part_start = Some((end + 1).min(body.len()));
+            if parts.len() >= MAX_LEAVES {
+                return parts;
+            }
+            from = end + 1;
+        }
+        if let Some(s) = part_start {
+            parts.push(&body[s.min(body.len())..]);
+        }
+        parts
+    }
+
+    #[test]
+    fn split_multipart_agrees_with_the_reference() {
+        let bodies: [&[u8]; 9] = [
+            b"--b\none\n--b\ntwo\n--b--\nepilogue",
+            b"pre\n--b\r\none\r\n--b--\r\n",
+            b"x--b\n--bb\n--b\n--b\n",
+            b"--b",
+            b"--b--",
+            b"\n--b\nrest without end",
+            b"no delimiter\n--c\n",
+            b"--b\n\n--b\n",
+            b"",
+        ];
+        for body in bodies {
+            for boundary in [&b"b"[..], b"bb", b"-", b"b\nx"] {
+                assert_eq!(
+                    split_multipart(body, boundary),
+                    split_multipart_reference(body, boundary),
+                    "{:?} {:?}",
+                    String::from_utf8_lossy(body),
+                    String::from_utf8_lossy(boundary)
+                );
+            }
+        }
+    }
 
     #[test]
     fn folded_header_is_unfolded_and_name_lowercased() {
