@@ -165,10 +165,9 @@ fn fields_of<'a>(lines: &mut Lines<'a>, to_empty: bool) -> (Headers<'a>, bool) {
         let Some(colon) = name_end(line) else {
             continue;
         };
-        let name = &line[..colon];
         // Not a field the classifier reads (Received, DKIM-Signature...):
         // skipping it saves decoding and copying most of a header block.
-        let Some(name) = wanted(name) else {
+        let Some(name) = wanted(&line[..colon]) else {
             continue;
         };
         current = Some((name, Cow::Borrowed(trim_bytes(&line[colon + 1..]))));
@@ -179,19 +178,12 @@ fn fields_of<'a>(lines: &mut Lines<'a>, to_empty: bool) -> (Headers<'a>, bool) {
     (Headers { fields }, at_empty)
 }
 
-/// Where the name of the field on `line` ends (its colon), when that name
-/// is 1 to 76 printable ASCII bytes: one walk over the name alone, so a
-/// long line without a colon is not searched to its end.
+/// Where the name of the field on `line` ends (its first colon), when that
+/// colon is one of the first 77 bytes and not the first. The name is not
+/// checked here: [`wanted`] takes only printable ASCII names, and most
+/// names are never wanted, so checking them would be wasted.
 fn name_end(line: &[u8]) -> Option<usize> {
-    for (i, &b) in line.iter().take(77).enumerate() {
-        if b == b':' {
-            return (i > 0).then_some(i);
-        }
-        if b <= b' ' || b >= 0x7f {
-            return None;
-        }
-    }
-    None
+    find_byte(&line[..line.len().min(77)], b':').filter(|&i| i > 0)
 }
 
 /// The fields the classifier reads; [`parse_headers`] keeps only these
@@ -226,7 +218,9 @@ const WANTED: &[&str] = &[
     "x-zohomail",
 ];
 
-/// The lowercase name of a field in [`WANTED`] (or an `X-Auto*` field).
+/// The lowercase name of a field in [`WANTED`] (or an `X-Auto*` field),
+/// when `name` is a field name: printable ASCII without spaces. (A name
+/// equal to a [`WANTED`] one, ignoring case, is one.)
 fn wanted(name: &[u8]) -> Option<Cow<'static, str>> {
     if let Some(w) = wanted_of_len(name.len())
         .iter()
@@ -234,7 +228,8 @@ fn wanted(name: &[u8]) -> Option<Cow<'static, str>> {
     {
         return Some(Cow::Borrowed(w));
     }
-    (name.len() >= 6 && name[..6].eq_ignore_ascii_case(b"x-auto"))
+    let printable = |b: &u8| (b' ' + 1..0x7f).contains(b);
+    (name.len() >= 6 && name[..6].eq_ignore_ascii_case(b"x-auto") && name.iter().all(printable))
         .then(|| Cow::Owned(String::from_utf8_lossy(name).to_ascii_lowercase()))
 }
 
@@ -836,6 +831,19 @@ mod tests {
         let h = parse_headers(b"Subject: a\n b\nX-Autoreply:  z \n");
         assert_eq!(h.get("subject"), Some("a b"));
         assert_eq!(h.get("x-autoreply"), Some("z"));
+    }
+
+    #[test]
+    fn only_printable_names_before_the_first_colon_are_fields() {
+        let h = parse_headers(
+            b"To : a\nX-Auto x: b\nX-Auto\xc3\xa9: c\n: d\nSubject\x7f: e\nX-AUTO-Ok: f\nFrom: g: h\n",
+        );
+        let got: Vec<_> = h.iter().collect();
+        assert_eq!(got, [("x-auto-ok", "f"), ("from", "g: h")]);
+        let long = format!("X-Auto{}: i\n", "a".repeat(70));
+        assert_eq!(parse_headers(long.as_bytes()).iter().count(), 1);
+        let too_long = format!("X-Auto{}: i\n", "a".repeat(71));
+        assert!(parse_headers(too_long.as_bytes()).is_empty());
     }
 
     #[test]
