@@ -222,14 +222,18 @@ const WANTED: &[&str] = &[
 /// when `name` is a field name: printable ASCII without spaces. (A name
 /// equal to a [`WANTED`] one, ignoring case, is one.)
 fn wanted(name: &[u8]) -> Option<Cow<'static, str>> {
-    if let Some(w) = wanted_of_len(name.len())
-        .iter()
-        .find(|w| name.eq_ignore_ascii_case(w.as_bytes()))
-    {
+    // (The wanted names are lowercase and as long as `name`: only one
+    // side needs lowercasing.)
+    let is = |w: &[u8]| {
+        name.iter()
+            .zip(w)
+            .all(|(b, w)| b.to_ascii_lowercase() == *w)
+    };
+    if let Some(w) = wanted_of_len(name.len()).iter().find(|w| is(w.as_bytes())) {
         return Some(Cow::Borrowed(w));
     }
     let printable = |b: &u8| (b' ' + 1..0x7f).contains(b);
-    (name.len() >= 6 && name[..6].eq_ignore_ascii_case(b"x-auto") && name.iter().all(printable))
+    (name.len() >= 6 && is(b"x-auto") && name.iter().all(printable))
         .then(|| Cow::Owned(String::from_utf8_lossy(name).to_ascii_lowercase()))
 }
 
