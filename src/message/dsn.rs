@@ -125,9 +125,9 @@ pub fn parse(text: &str) -> Vec<DsnRecipient> {
         }
         // (A line that is no field, or a field not read, ends the field
         // before it all the same.)
-        pending = line
-            .split_once(':')
-            .map(|(name, value)| (known(name), value))
+        // (`split_once(':')` with memchr, which costs less per line.)
+        pending = memchr::memchr(b':', line.as_bytes())
+            .map(|colon| (known(&line[..colon]), &line[colon + 1..]))
             .filter(|(name, _)| !name.is_empty())
             .map(|(name, value)| (name, Cow::Borrowed(value.trim())));
         count += 1;
