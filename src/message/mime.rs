@@ -487,8 +487,8 @@ impl ContentType {
         let mut parts = Params(Some(value));
         // The type ends at `;` or, when a broken header forgets it, at a space.
         let first = parts.next().unwrap_or_default().trim();
-        let mime = first.split_whitespace().next().unwrap_or("");
-        let mime: Cow<'static, str> = if !mime.contains('/') {
+        let mime = first_word(first);
+        let mime: Cow<'static, str> = if !mime.as_bytes().contains(&b'/') {
             Cow::Borrowed("text/plain")
         } else if let Some(k) = KNOWN_TYPES.iter().find(|k| k.eq_ignore_ascii_case(mime)) {
             Cow::Borrowed(k)
@@ -512,11 +512,25 @@ impl ContentType {
 /// `Content-Type`, unquoted.
 pub fn param<'v>(value: &'v str, name: &str) -> Option<&'v str> {
     Params(Some(value)).skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
+        // (`split_once('=')` with memchr, which costs less.)
+        let eq = find_byte(p.as_bytes(), b'=')?;
+        let (k, v) = (&p[..eq], &p[eq + 1..]);
         k.trim()
             .eq_ignore_ascii_case(name)
             .then(|| v.trim().trim_matches('"'))
     })
+}
+
+/// The first word of `s`, which starts with no whitespace: what
+/// `s.split_whitespace().next()` gives, looked for by byte while `s` is
+/// ASCII (the usual case; `char::is_whitespace` then means these bytes).
+fn first_word(s: &str) -> &str {
+    let stop = |b: &u8| !b.is_ascii() || matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    match s.bytes().position(|b| stop(&b)) {
+        None => s,
+        Some(i) if s.as_bytes()[i].is_ascii() => &s[..i],
+        Some(_) => s.split_whitespace().next().unwrap_or(""),
+    }
 }
 
 /// The pieces of a header value between `;` outside double quotes.
@@ -866,6 +880,27 @@ mod tests {
     }
 
     const MAX_WANTED_LEN: usize = 80;
+
+    #[test]
+    fn first_word_is_split_whitespace_next() {
+        for s in [
+            "",
+            "a",
+            "text/plain",
+            "text/plain x",
+            "a\tb",
+            "a\u{b}b",
+            "a\u{a0}b",
+            "é b",
+            "ab\u{3000}c",
+        ] {
+            assert_eq!(
+                first_word(s),
+                s.split_whitespace().next().unwrap_or(""),
+                "{s:?}"
+            );
+        }
+    }
 
     #[test]
     fn encoded_words_are_decoded() {
