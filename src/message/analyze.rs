@@ -191,7 +191,8 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
         .leaves
         .iter()
         .find(|l| arf::is_original_part(&l.ctype.mime))
-        .map(|l| mime::parse_headers(mime::split_head(l.body()).0))
+        // (`parse_head` finds where the header block ends as it parses it.)
+        .map(|l| mime::parse_head(l.body()).0)
         .filter(|h| !h.is_empty())
         .or_else(|| vendors::quoted_headers(rest));
 
