@@ -375,10 +375,12 @@ fn from_ses(notice: ses::Notice) -> Classification {
 /// Microsoft's feedback loop (JMRP) sends complaints as a plain message with
 /// the reported mail attached, not as ARF.
 fn hotmail_complaint(p: &Parsed<'_>, original: Option<&Headers>) -> Option<Classification> {
-    let subject = p.headers.get("subject")?.to_ascii_lowercase();
+    // (Compared ignoring ASCII case rather than on a lowercase copy.)
+    const SUBJECT: &str = "complaint about message from";
+    let subject = p.headers.get("subject")?.trim_start().as_bytes();
     if !subject
-        .trim_start()
-        .starts_with("complaint about message from")
+        .get(..SUBJECT.len())
+        .is_some_and(|s| s.eq_ignore_ascii_case(SUBJECT.as_bytes()))
     {
         return None;
     }
@@ -488,13 +490,13 @@ fn from_dsn(
                 })
                 .map(|t| t.text.as_str())
                 .unwrap_or("");
-            let diagnostic = r.diagnostic.clone().unwrap_or_default();
+            let diagnostic = r.diagnostic.as_deref().unwrap_or("");
             let mut rc = recipient(
                 address,
                 r.status.as_deref(),
                 r.action.as_deref(),
                 r.diag_type.as_deref(),
-                &diagnostic,
+                diagnostic,
                 text,
             );
             if rc.reason == Reason::OnHold || rc.reason == Reason::Undefined {
@@ -504,7 +506,7 @@ fn from_dsn(
                     r.status.as_deref(),
                     r.action.as_deref(),
                     r.diag_type.as_deref(),
-                    &diagnostic,
+                    diagnostic,
                     extra,
                 );
                 rc.reason = again.reason;
