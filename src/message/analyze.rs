@@ -68,13 +68,13 @@ fn body_text(p: &Parsed<'_>) -> String {
         if !wanted || arf::is_original_part(mime) {
             continue;
         }
+        let room = MAX_TEXT.saturating_sub(out.len());
         let text = leaf.text();
         let text = if mime == "text/html" {
-            Cow::Owned(strip_tags(&text))
+            Cow::Owned(strip_tags(&text, room))
         } else {
             text
         };
-        let room = MAX_TEXT.saturating_sub(out.len());
         let text = cut(&text, room);
         // With its line end: one allocation, not a second to add it.
         out.reserve(text.len() + 1);
@@ -99,24 +99,60 @@ pub(super) fn cut(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn strip_tags(html: &str) -> String {
+/// The text of an HTML body: each tag (`<` to `>`) becomes a space, an
+/// unclosed tag at the end is dropped, and `&nbsp;`, `&lt;`, `&gt;` and
+/// `&amp;` are decoded. Stops once at least `limit` bytes are out: the
+/// caller keeps only that much (see `cut`), and what is out never changes.
+///
+/// One pass over bytes: `<`, `>` and `&` are ASCII, so they never sit
+/// inside a multi-byte character. Decoding each run between tags on its
+/// own equals decoding after stripping, because a tag leaves a space,
+/// which no entity holds; one left-to-right pass equals the four
+/// `replace` passes in turn, because every entity starts with its only
+/// `&` (matches cannot overlap) and no decoded character is in an entity
+/// decoded after it.
+fn strip_tags(html: &str, limit: usize) -> String {
     let mut out = String::with_capacity(html.len().min(MAX_TEXT));
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                out.push(' ');
+    let mut rest = html;
+    while out.len() < limit {
+        let Some(open) = mime::find_byte(rest.as_bytes(), b'<') else {
+            push_entities_decoded(&mut out, rest);
+            break;
+        };
+        push_entities_decoded(&mut out, &rest[..open]);
+        let Some(close) = mime::find_byte(&rest.as_bytes()[open + 1..], b'>') else {
+            break;
+        };
+        out.push(' ');
+        rest = &rest[open + 1 + close + 1..];
+    }
+    out
+}
+
+/// Appends `text` with `&nbsp;`, `&lt;`, `&gt;` and `&amp;` decoded.
+fn push_entities_decoded(out: &mut String, text: &str) {
+    const ENTITIES: [(&str, char); 4] = [
+        ("&nbsp;", ' '),
+        ("&lt;", '<'),
+        ("&gt;", '>'),
+        ("&amp;", '&'),
+    ];
+    let mut rest = text;
+    while let Some(amp) = mime::find_byte(rest.as_bytes(), b'&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        match ENTITIES.iter().find(|(e, _)| rest.starts_with(e)) {
+            Some((e, c)) => {
+                out.push(*c);
+                rest = &rest[e.len()..];
             }
-            _ if !in_tag => out.push(c),
-            _ => {}
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
         }
     }
-    out.replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+    out.push_str(rest);
 }
 
 fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
@@ -155,7 +191,8 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
         .leaves
         .iter()
         .find(|l| arf::is_original_part(&l.ctype.mime))
-        .map(|l| mime::parse_headers(mime::split_head(l.body()).0))
+        // (`parse_head` finds where the header block ends as it parses it.)
+        .map(|l| mime::parse_head(l.body()).0)
         .filter(|h| !h.is_empty())
         .or_else(|| vendors::quoted_headers(rest));
 
@@ -338,10 +375,12 @@ fn from_ses(notice: ses::Notice) -> Classification {
 /// Microsoft's feedback loop (JMRP) sends complaints as a plain message with
 /// the reported mail attached, not as ARF.
 fn hotmail_complaint(p: &Parsed<'_>, original: Option<&Headers>) -> Option<Classification> {
-    let subject = p.headers.get("subject")?.to_ascii_lowercase();
+    // (Compared ignoring ASCII case rather than on a lowercase copy.)
+    const SUBJECT: &str = "complaint about message from";
+    let subject = p.headers.get("subject")?.trim_start().as_bytes();
     if !subject
-        .trim_start()
-        .starts_with("complaint about message from")
+        .get(..SUBJECT.len())
+        .is_some_and(|s| s.eq_ignore_ascii_case(SUBJECT.as_bytes()))
     {
         return None;
     }
@@ -451,13 +490,13 @@ fn from_dsn(
                 })
                 .map(|t| t.text.as_str())
                 .unwrap_or("");
-            let diagnostic = r.diagnostic.clone().unwrap_or_default();
+            let diagnostic = r.diagnostic.as_deref().unwrap_or("");
             let mut rc = recipient(
                 address,
                 r.status.as_deref(),
                 r.action.as_deref(),
                 r.diag_type.as_deref(),
-                &diagnostic,
+                diagnostic,
                 text,
             );
             if rc.reason == Reason::OnHold || rc.reason == Reason::Undefined {
@@ -467,7 +506,7 @@ fn from_dsn(
                     r.status.as_deref(),
                     r.action.as_deref(),
                     r.diag_type.as_deref(),
-                    &diagnostic,
+                    diagnostic,
                     extra,
                 );
                 rc.reason = again.reason;
@@ -489,4 +528,54 @@ fn from_dsn(
         return not_bounce("delivery status notification names no recipient");
     }
     verdict(kind, vendor_reasons(recipients), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `strip_tags` as it was written first: chars, then four `replace`s.
+    fn strip_tags_reference(html: &str) -> String {
+        let mut out = String::new();
+        let mut in_tag = false;
+        for c in html.chars() {
+            match c {
+                '<' => in_tag = true,
+                '>' if in_tag => {
+                    in_tag = false;
+                    out.push(' ');
+                }
+                _ if !in_tag => out.push(c),
+                _ => {}
+            }
+        }
+        out.replace("&nbsp;", " ")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    }
+
+    #[test]
+    fn strip_tags_agrees_with_the_reference() {
+        for html in [
+            "",
+            "plain",
+            "<p>a</p>b",
+            "a > b <i>c",
+            "<<b>>x",
+            "&amp;lt; &nbsp&nbsp; &lt;&gt;&amp;",
+            "&am<b>p; &amp<br>;",
+            "x &amp",
+            "é<b>ü</b>&nbsp;ß",
+            "<unclosed &amp;",
+            "&&lt;gt;",
+        ] {
+            let want = strip_tags_reference(html);
+            assert_eq!(strip_tags(html, usize::MAX), want, "{html:?}");
+            for limit in 0..=want.len() + 1 {
+                let got = strip_tags(html, limit);
+                assert_eq!(cut(&got, limit), cut(&want, limit), "{html:?} {limit}");
+            }
+        }
+    }
 }

@@ -17,12 +17,18 @@ pub struct Feedback {
 /// True when the message is a feedback report: a `multipart/report` with
 /// `report-type=feedback-report`, or any `message/feedback-report` part.
 pub fn is_feedback(p: &Parsed<'_>) -> bool {
-    let value = p.headers.get("content-type");
-    let top = super::mime::ContentType::parse(value);
-    let declared = top.mime == "multipart/report"
-        && value
-            .and_then(|v| super::mime::param(v, "report-type"))
-            .is_some_and(|t| t.eq_ignore_ascii_case("feedback-report"));
+    // The `report-type` value is a piece of the header value: without
+    // `feedback-report` anywhere in it (a cheap look) the type need not be
+    // parsed at all, which is the case for nearly every message.
+    let value = p
+        .headers
+        .get("content-type")
+        .filter(|v| scan::contains_ci(v, "feedback-report"));
+    let declared = value.is_some_and(|v| {
+        super::mime::ContentType::parse(Some(v)).mime == "multipart/report"
+            && super::mime::param(v, "report-type")
+                .is_some_and(|t| t.eq_ignore_ascii_case("feedback-report"))
+    });
     declared
         || p.leaves
             .iter()

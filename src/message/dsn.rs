@@ -20,10 +20,15 @@ const FIELDS: &[&str] = &[
 
 /// The lowercase name of a field [`parse`] reads; "" for any other.
 fn known(name: &str) -> &'static str {
-    FIELDS
-        .iter()
-        .find(|f| f.len() == name.len() && name.eq_ignore_ascii_case(f))
-        .map_or("", |f| f)
+    // (The names are lowercase: only `name` needs lowercasing.)
+    let is = |f: &&str| {
+        f.len() == name.len()
+            && name
+                .bytes()
+                .zip(f.bytes())
+                .all(|(b, f)| b.to_ascii_lowercase() == f)
+    };
+    FIELDS.iter().find(|f| is(f)).map_or("", |f| f)
 }
 
 /// One recipient group of a DSN.
@@ -66,14 +71,30 @@ impl DsnRecipient {
     }
 }
 
+/// Where the type of a `type; value` field ends (its `;`), when it has one.
+fn type_end(value: &str) -> Option<usize> {
+    let semi = memchr::memchr(b';', value.as_bytes())?;
+    let t = &value[..semi];
+    // (Cheapest test first: all three must hold.)
+    (t.len() < 16 && !t.as_bytes().contains(&b' ') && !t.trim().is_empty()).then_some(semi)
+}
+
 /// Splits `type; value` fields.
 fn typed(value: &str) -> (Option<String>, &str) {
-    match value.split_once(';') {
-        Some((t, v)) if !t.trim().is_empty() && !t.contains(' ') && t.len() < 16 => {
-            (Some(t.trim().to_ascii_lowercase()), v.trim())
-        }
-        _ => (None, value.trim()),
+    match type_end(value) {
+        Some(semi) => (
+            Some(value[..semi].trim().to_ascii_lowercase()),
+            value[semi + 1..].trim(),
+        ),
+        None => (None, value.trim()),
     }
+}
+
+/// The value of a `type; value` field, when its type is not needed.
+fn typed_value(value: &str) -> &str {
+    type_end(value)
+        .map_or(value, |semi| &value[semi + 1..])
+        .trim()
 }
 
 /// Parses DSN fields from text. Per-message fields are skipped; a new
@@ -82,13 +103,15 @@ fn typed(value: &str) -> (Option<String>, &str) {
 pub fn parse(text: &str) -> Vec<DsnRecipient> {
     let mut out: Vec<DsnRecipient> = Vec::new();
     let mut cur = DsnRecipient::default();
-    // Values borrow from `text` unless a continuation line is appended.
-    // Room for a field per 32 bytes (fields are longer): one allocation.
-    let mut fields: Vec<(&'static str, Cow<'_, str>)> =
-        Vec::with_capacity((text.len() / 32 + 1).min(4097));
+    // The field being read: applied once the next line shows that no
+    // continuation line follows. A value borrows from `text` unless a
+    // continuation line is appended. A field this function does not read
+    // is `None`: its value and continuation lines are never looked at.
+    let mut pending: Option<(&'static str, Cow<'_, str>)> = None;
+    let mut count = 0;
     for line in scan::lines(text) {
         if line.starts_with([' ', '\t']) {
-            if let Some((_, v)) = fields.last_mut()
+            if let Some((_, v)) = pending.as_mut()
                 && v.len() < 8192
             {
                 let v = v.to_mut();
@@ -97,49 +120,23 @@ pub fn parse(text: &str) -> Vec<DsnRecipient> {
             }
             continue;
         }
-        if let Some((name, value)) = line.split_once(':')
-            && !name.is_empty()
-            && !name.contains(' ')
-        {
-            fields.push((known(name), Cow::Borrowed(value.trim())));
-        } else {
-            // A line that is no field ends the field before it.
-            fields.push(("", Cow::Borrowed("")));
+        if let Some((name, value)) = pending.take() {
+            apply(name, &value, &mut cur, &mut out);
         }
-        if fields.len() > 4096 {
+        // (A line that is no field, or a field not read, ends the field
+        // before it all the same.)
+        // (`split_once(':')` with memchr, which costs less per line.)
+        pending = memchr::memchr(b':', line.as_bytes())
+            .map(|colon| (known(&line[..colon]), &line[colon + 1..]))
+            .filter(|(name, _)| !name.is_empty())
+            .map(|(name, value)| (name, Cow::Borrowed(value.trim())));
+        count += 1;
+        if count > 4096 {
             break;
         }
     }
-    for (name, value) in fields {
-        match name {
-            "final-recipient" | "original-recipient" | "x-actual-recipient" => {
-                let starts_new = match name {
-                    "final-recipient" => cur.final_rcpt.is_some(),
-                    "original-recipient" => cur.original_rcpt.is_some(),
-                    _ => cur.actual_rcpt.is_some(),
-                };
-                if starts_new && !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-                let (_, v) = typed(&value);
-                let addr = scan::header_address(v);
-                match name {
-                    "final-recipient" => cur.final_rcpt = addr,
-                    "original-recipient" => cur.original_rcpt = addr,
-                    _ => cur.actual_rcpt = addr,
-                }
-            }
-            "action" => cur.action = Some(value.trim().to_ascii_lowercase()),
-            "status" => cur.status = scan::status_code(&value).map(str::to_string),
-            "diagnostic-code" => {
-                let (t, v) = typed(&value);
-                cur.diag_type = t;
-                cur.diagnostic = Some(v.to_string()).filter(|d| !d.is_empty());
-            }
-            "remote-mta" => cur.remote_mta = Some(typed(&value).1.to_string()),
-            "x-powermta-bouncecategory" => cur.category = Some(value.trim().to_string()),
-            _ => {}
-        }
+    if let Some((name, value)) = pending.take() {
+        apply(name, &value, &mut cur, &mut out);
     }
     if !cur.is_empty() {
         out.push(cur);
@@ -148,9 +145,147 @@ pub fn parse(text: &str) -> Vec<DsnRecipient> {
     out
 }
 
+/// Reads one field (`name` from [`FIELDS`]) into the current group `cur`,
+/// first moving `cur` to `out` when the field starts a new group.
+fn apply(name: &'static str, value: &str, cur: &mut DsnRecipient, out: &mut Vec<DsnRecipient>) {
+    match name {
+        "final-recipient" | "original-recipient" | "x-actual-recipient" => {
+            let starts_new = match name {
+                "final-recipient" => cur.final_rcpt.is_some(),
+                "original-recipient" => cur.original_rcpt.is_some(),
+                _ => cur.actual_rcpt.is_some(),
+            };
+            if starts_new && !cur.is_empty() {
+                out.push(std::mem::take(cur));
+            }
+            let addr = scan::header_address(typed_value(value));
+            match name {
+                "final-recipient" => cur.final_rcpt = addr,
+                "original-recipient" => cur.original_rcpt = addr,
+                _ => cur.actual_rcpt = addr,
+            }
+        }
+        "action" => cur.action = Some(value.trim().to_ascii_lowercase()),
+        "status" => cur.status = scan::status_code(value).map(str::to_string),
+        "diagnostic-code" => {
+            let (t, v) = typed(value);
+            cur.diag_type = t;
+            cur.diagnostic = Some(v.to_string()).filter(|d| !d.is_empty());
+        }
+        "remote-mta" => cur.remote_mta = Some(typed_value(value).to_string()),
+        "x-powermta-bouncecategory" => cur.category = Some(value.trim().to_string()),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `known` as first written.
+    fn known_reference(name: &str) -> &'static str {
+        FIELDS
+            .iter()
+            .find(|f| f.len() == name.len() && name.eq_ignore_ascii_case(f))
+            .map_or("", |f| f)
+    }
+
+    /// `typed` as first written.
+    fn typed_reference(value: &str) -> (Option<String>, &str) {
+        match value.split_once(';') {
+            Some((t, v)) if !t.trim().is_empty() && !t.contains(' ') && t.len() < 16 => {
+                (Some(t.trim().to_ascii_lowercase()), v.trim())
+            }
+            _ => (None, value.trim()),
+        }
+    }
+
+    /// `parse` as first written: every line's field kept, then read.
+    fn parse_reference(text: &str) -> Vec<DsnRecipient> {
+        let mut out: Vec<DsnRecipient> = Vec::new();
+        let mut cur = DsnRecipient::default();
+        // Values borrow from `text` unless a continuation line is appended.
+        // Room for a field per 32 bytes (fields are longer): one allocation.
+        let mut fields: Vec<(&'static str, Cow<'_, str>)> =
+            Vec::with_capacity((text.len() / 32 + 1).min(4097));
+        for line in scan::lines(text) {
+            if line.starts_with([' ', '\t']) {
+                if let Some((_, v)) = fields.last_mut()
+                    && v.len() < 8192
+                {
+                    let v = v.to_mut();
+                    v.push(' ');
+                    v.push_str(line.trim());
+                }
+                continue;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && !name.is_empty()
+                && !name.contains(' ')
+            {
+                fields.push((known_reference(name), Cow::Borrowed(value.trim())));
+            } else {
+                // A line that is no field ends the field before it.
+                fields.push(("", Cow::Borrowed("")));
+            }
+            if fields.len() > 4096 {
+                break;
+            }
+        }
+        for (name, value) in fields {
+            match name {
+                "final-recipient" | "original-recipient" | "x-actual-recipient" => {
+                    let starts_new = match name {
+                        "final-recipient" => cur.final_rcpt.is_some(),
+                        "original-recipient" => cur.original_rcpt.is_some(),
+                        _ => cur.actual_rcpt.is_some(),
+                    };
+                    if starts_new && !cur.is_empty() {
+                        out.push(std::mem::take(&mut cur));
+                    }
+                    let (_, v) = typed_reference(&value);
+                    let addr = scan::header_address(v);
+                    match name {
+                        "final-recipient" => cur.final_rcpt = addr,
+                        "original-recipient" => cur.original_rcpt = addr,
+                        _ => cur.actual_rcpt = addr,
+                    }
+                }
+                "action" => cur.action = Some(value.trim().to_ascii_lowercase()),
+                "status" => cur.status = scan::status_code(&value).map(str::to_string),
+                "diagnostic-code" => {
+                    let (t, v) = typed_reference(&value);
+                    cur.diag_type = t;
+                    cur.diagnostic = Some(v.to_string()).filter(|d| !d.is_empty());
+                }
+                "remote-mta" => cur.remote_mta = Some(typed_reference(&value).1.to_string()),
+                "x-powermta-bouncecategory" => cur.category = Some(value.trim().to_string()),
+                _ => {}
+            }
+        }
+        if !cur.is_empty() {
+            out.push(cur);
+        }
+        out.retain(|r| r.address().is_some());
+        out
+    }
+
+    #[test]
+    fn parse_agrees_with_the_reference() {
+        for text in [
+            "Final-Recipient: rfc822; a@example.jp\nAction: FAILED\nStatus: 5.1.1\nDiagnostic-Code: SMTP; 550 no\n  such user\n",
+            "Reporting-MTA: dns; mx\n  folded\nX-Actual-Recipient: rfc822;b@example.jp\nRemote-MTA: dns; mx.example.jp\n",
+            "Original-Recipient: rfc822;c@example.jp\nOriginal-Recipient: rfc822;d@example.jp\nStatus: 4.4.7\n",
+            "final-recipient:  <e@example.jp>\nnot a field\n continued\nDiagnostic-Code: 550; with spaces in type\n",
+            "Diagnostic Code: x; y\nFinal-Recipient: a b; f@example.jp\nX-PowerMTA-BounceCategory:  bad-mailbox \n\tmore\n",
+            "Final-Recipient: rfc822; g@example.jp\r\nDiagnostic-Code: averyveryverylongtype; v\r\nDiagnostic-Code: ; v\r\n",
+            " leading continuation\nFinal-Recipient:\n rfc822; h@example.jp\n",
+            "",
+        ] {
+            let want = format!("{:?}", parse_reference(text));
+            assert_eq!(format!("{:?}", parse(text)), want, "{text:?}");
+        }
+    }
 
     #[test]
     fn two_recipient_groups_are_split() {

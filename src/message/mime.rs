@@ -165,10 +165,9 @@ fn fields_of<'a>(lines: &mut Lines<'a>, to_empty: bool) -> (Headers<'a>, bool) {
         let Some(colon) = name_end(line) else {
             continue;
         };
-        let name = &line[..colon];
         // Not a field the classifier reads (Received, DKIM-Signature...):
         // skipping it saves decoding and copying most of a header block.
-        let Some(name) = wanted(name) else {
+        let Some(name) = wanted(&line[..colon]) else {
             continue;
         };
         current = Some((name, Cow::Borrowed(trim_bytes(&line[colon + 1..]))));
@@ -179,19 +178,12 @@ fn fields_of<'a>(lines: &mut Lines<'a>, to_empty: bool) -> (Headers<'a>, bool) {
     (Headers { fields }, at_empty)
 }
 
-/// Where the name of the field on `line` ends (its colon), when that name
-/// is 1 to 76 printable ASCII bytes: one walk over the name alone, so a
-/// long line without a colon is not searched to its end.
+/// Where the name of the field on `line` ends (its first colon), when that
+/// colon is one of the first 77 bytes and not the first. The name is not
+/// checked here: [`wanted`] takes only printable ASCII names, and most
+/// names are never wanted, so checking them would be wasted.
 fn name_end(line: &[u8]) -> Option<usize> {
-    for (i, &b) in line.iter().take(77).enumerate() {
-        if b == b':' {
-            return (i > 0).then_some(i);
-        }
-        if b <= b' ' || b >= 0x7f {
-            return None;
-        }
-    }
-    None
+    find_byte(&line[..line.len().min(77)], b':').filter(|&i| i > 0)
 }
 
 /// The fields the classifier reads; [`parse_headers`] keeps only these
@@ -226,15 +218,22 @@ const WANTED: &[&str] = &[
     "x-zohomail",
 ];
 
-/// The lowercase name of a field in [`WANTED`] (or an `X-Auto*` field).
+/// The lowercase name of a field in [`WANTED`] (or an `X-Auto*` field),
+/// when `name` is a field name: printable ASCII without spaces. (A name
+/// equal to a [`WANTED`] one, ignoring case, is one.)
 fn wanted(name: &[u8]) -> Option<Cow<'static, str>> {
-    if let Some(w) = wanted_of_len(name.len())
-        .iter()
-        .find(|w| name.eq_ignore_ascii_case(w.as_bytes()))
-    {
+    // (The wanted names are lowercase and as long as `name`: only one
+    // side needs lowercasing.)
+    let is = |w: &[u8]| {
+        name.iter()
+            .zip(w)
+            .all(|(b, w)| b.to_ascii_lowercase() == *w)
+    };
+    if let Some(w) = wanted_of_len(name.len()).iter().find(|w| is(w.as_bytes())) {
         return Some(Cow::Borrowed(w));
     }
-    (name.len() >= 6 && name[..6].eq_ignore_ascii_case(b"x-auto"))
+    let printable = |b: &u8| (b' ' + 1..0x7f).contains(b);
+    (name.len() >= 6 && is(b"x-auto") && name.iter().all(printable))
         .then(|| Cow::Owned(String::from_utf8_lossy(name).to_ascii_lowercase()))
 }
 
@@ -488,8 +487,8 @@ impl ContentType {
         let mut parts = Params(Some(value));
         // The type ends at `;` or, when a broken header forgets it, at a space.
         let first = parts.next().unwrap_or_default().trim();
-        let mime = first.split_whitespace().next().unwrap_or("");
-        let mime: Cow<'static, str> = if !mime.contains('/') {
+        let mime = first_word(first);
+        let mime: Cow<'static, str> = if !mime.as_bytes().contains(&b'/') {
             Cow::Borrowed("text/plain")
         } else if let Some(k) = KNOWN_TYPES.iter().find(|k| k.eq_ignore_ascii_case(mime)) {
             Cow::Borrowed(k)
@@ -513,11 +512,25 @@ impl ContentType {
 /// `Content-Type`, unquoted.
 pub fn param<'v>(value: &'v str, name: &str) -> Option<&'v str> {
     Params(Some(value)).skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
+        // (`split_once('=')` with memchr, which costs less.)
+        let eq = find_byte(p.as_bytes(), b'=')?;
+        let (k, v) = (&p[..eq], &p[eq + 1..]);
         k.trim()
             .eq_ignore_ascii_case(name)
             .then(|| v.trim().trim_matches('"'))
     })
+}
+
+/// The first word of `s`, which starts with no whitespace: what
+/// `s.split_whitespace().next()` gives, looked for by byte while `s` is
+/// ASCII (the usual case; `char::is_whitespace` then means these bytes).
+fn first_word(s: &str) -> &str {
+    let stop = |b: &u8| !b.is_ascii() || matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    match s.bytes().position(|b| stop(&b)) {
+        None => s,
+        Some(i) if s.as_bytes()[i].is_ascii() => &s[..i],
+        Some(_) => s.split_whitespace().next().unwrap_or(""),
+    }
 }
 
 /// The pieces of a header value between `;` outside double quotes.
@@ -692,6 +705,12 @@ pub fn parse(raw: &[u8]) -> Parsed<'_> {
     }
 }
 
+/// Finds `\n--`: where a line that may be a multipart delimiter starts.
+/// One searcher for the process; a searcher for each `--boundary` would
+/// cost more to build than the search it saves.
+static LINE_DASHES: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n--"));
+
 /// The bodies between `--boundary` delimiter lines, preamble and epilogue
 /// dropped. An unterminated last part runs to the end.
 fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
@@ -701,22 +720,29 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
     if find_byte(boundary, b'\n').is_some() {
         return parts;
     }
-    let mut delimiter = Vec::with_capacity(boundary.len() + 2);
-    delimiter.extend_from_slice(b"--");
-    delimiter.extend_from_slice(boundary);
-    let finder = memchr::memmem::Finder::new(&delimiter);
+    let delimiter_len = boundary.len() + 2;
+    let is_delimiter =
+        |pos: usize| body[pos..].starts_with(b"--") && body[pos + 2..].starts_with(boundary);
+    // The next line at or after `from` (a line start or its `\n`) that
+    // starts with `--boundary`.
+    let next_delimiter = |from: usize| {
+        if from == 0 && is_delimiter(0) {
+            return Some(0);
+        }
+        let mut from = from;
+        loop {
+            let pos = from + LINE_DASHES.find(&body[from..])? + 1;
+            if is_delimiter(pos) {
+                return Some(pos);
+            }
+            from = pos;
+        }
+    };
     let mut part_start: Option<usize> = None;
     let mut from = 0;
-    // Jump from one occurrence of `--boundary` to the next; only those at
-    // the start of a line are delimiters.
-    while let Some(i) = body.get(from..).and_then(|rest| finder.find(rest)) {
-        let pos = from + i;
-        if pos > 0 && body[pos - 1] != b'\n' {
-            from = pos + 1;
-            continue;
-        }
+    while let Some(pos) = next_delimiter(from) {
         let end = find_byte(&body[pos..], b'\n').map_or(body.len(), |i| pos + i);
-        let tail = &body[pos + delimiter.len()..end];
+        let tail = &body[pos + delimiter_len..end];
         if let Some(s) = part_start {
             // The line break before a delimiter belongs to the delimiter.
             let mut e = pos.saturating_sub(1).max(s);
@@ -732,7 +758,8 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
         if parts.len() >= MAX_LEAVES {
             return parts;
         }
-        from = end + 1;
+        // (At the delimiter line's `\n`, or at the end.)
+        from = end;
     }
     if let Some(s) = part_start {
         parts.push(&body[s.min(body.len())..]);
@@ -744,11 +771,97 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
 mod tests {
     use super::*;
 
+    /// `split_multipart` as first written: a searcher for `--boundary`.
+    fn split_multipart_reference<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
+        let mut parts = Vec::new();
+        // Headers are split on `\n`, so a boundary never holds one; if it did,
+        // no line could start with it.
+        if find_byte(boundary, b'\n').is_some() {
+            return parts;
+        }
+        let mut delimiter = Vec::with_capacity(boundary.len() + 2);
+        delimiter.extend_from_slice(b"--");
+        delimiter.extend_from_slice(boundary);
+        let finder = memchr::memmem::Finder::new(&delimiter);
+        let mut part_start: Option<usize> = None;
+        let mut from = 0;
+        // Jump from one occurrence of `--boundary` to the next; only those at
+        // the start of a line are delimiters.
+        while let Some(i) = body.get(from..).and_then(|rest| finder.find(rest)) {
+            let pos = from + i;
+            if pos > 0 && body[pos - 1] != b'\n' {
+                from = pos + 1;
+                continue;
+            }
+            let end = find_byte(&body[pos..], b'\n').map_or(body.len(), |i| pos + i);
+            let tail = &body[pos + delimiter.len()..end];
+            if let Some(s) = part_start {
+                // The line break before a delimiter belongs to the delimiter.
+                let mut e = pos.saturating_sub(1).max(s);
+                if e > s && body[e - 1] == b'\r' {
+                    e -= 1;
+                }
+                parts.push(&body[s..e]);
+            }
+            if tail.starts_with(b"--") {
+                return parts;
+            }
+            part_start = Some((end + 1).min(body.len()));
+            if parts.len() >= MAX_LEAVES {
+                return parts;
+            }
+            from = end + 1;
+        }
+        if let Some(s) = part_start {
+            parts.push(&body[s.min(body.len())..]);
+        }
+        parts
+    }
+
+    #[test]
+    fn split_multipart_agrees_with_the_reference() {
+        let bodies: [&[u8]; 9] = [
+            b"--b\none\n--b\ntwo\n--b--\nepilogue",
+            b"pre\n--b\r\none\r\n--b--\r\n",
+            b"x--b\n--bb\n--b\n--b\n",
+            b"--b",
+            b"--b--",
+            b"\n--b\nrest without end",
+            b"no delimiter\n--c\n",
+            b"--b\n\n--b\n",
+            b"",
+        ];
+        for body in bodies {
+            for boundary in [&b"b"[..], b"bb", b"-", b"b\nx"] {
+                assert_eq!(
+                    split_multipart(body, boundary),
+                    split_multipart_reference(body, boundary),
+                    "{:?} {:?}",
+                    String::from_utf8_lossy(body),
+                    String::from_utf8_lossy(boundary)
+                );
+            }
+        }
+    }
+
     #[test]
     fn folded_header_is_unfolded_and_name_lowercased() {
         let h = parse_headers(b"Subject: a\n b\nX-Autoreply:  z \n");
         assert_eq!(h.get("subject"), Some("a b"));
         assert_eq!(h.get("x-autoreply"), Some("z"));
+    }
+
+    #[test]
+    fn only_printable_names_before_the_first_colon_are_fields() {
+        let h = parse_headers(
+            b"To : a\nX-Auto x: b\nX-Auto\xc3\xa9: c\n: d\nSubject\x7f: e\nX-AUTO-Ok: f\nFrom: g: h\n",
+        );
+        let got: Vec<_> = h.iter().collect();
+        assert_eq!(got, [("x-auto-ok", "f"), ("from", "g: h")]);
+        let long = format!("X-Auto{}: i\n", "a".repeat(70));
+        assert_eq!(parse_headers(long.as_bytes()).iter().count(), 1);
+        let too_long = format!("X-Auto{}: i\n", "a".repeat(71));
+        assert!(parse_headers(too_long.as_bytes()).is_empty());
     }
 
     #[test]
@@ -767,6 +880,27 @@ mod tests {
     }
 
     const MAX_WANTED_LEN: usize = 80;
+
+    #[test]
+    fn first_word_is_split_whitespace_next() {
+        for s in [
+            "",
+            "a",
+            "text/plain",
+            "text/plain x",
+            "a\tb",
+            "a\u{b}b",
+            "a\u{a0}b",
+            "é b",
+            "ab\u{3000}c",
+        ] {
+            assert_eq!(
+                first_word(s),
+                s.split_whitespace().next().unwrap_or(""),
+                "{s:?}"
+            );
+        }
+    }
 
     #[test]
     fn encoded_words_are_decoded() {

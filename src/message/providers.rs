@@ -481,8 +481,8 @@ fn provider_reason(diag: &str, reply_code: Option<u16>, named: &[bool]) -> Optio
     if let Some(r) = cox_code(diag) {
         return Some(r);
     }
-    for (rh, &in_context) in RHOSTS.iter().zip(named) {
-        if !in_context && !rh.hosts.iter().any(|h| diag.contains(h)) {
+    for ((rh, hosts), &in_context) in RHOSTS.iter().zip(RHOST_FINDERS.iter()).zip(named) {
+        if !in_context && !hosts.iter().any(|h| h.find(diag.as_bytes()).is_some()) {
             continue;
         }
         let hit = rh.replies.iter().find(|(_, code, phrase)| {
@@ -495,6 +495,15 @@ fn provider_reason(diag: &str, reply_code: Option<u16>, named: &[bool]) -> Optio
     None
 }
 
+/// Searchers for each [`RHOSTS`] entry's host names, built once: the
+/// context is long, and `str::contains` would look at every byte of it.
+static RHOST_FINDERS: LazyLock<Vec<Vec<Finder<'static>>>> = LazyLock::new(|| {
+    RHOSTS
+        .iter()
+        .map(|rh| rh.hosts.iter().map(Finder::new).collect())
+        .collect()
+});
+
 /// Applies provider codes and format tables to the recipients of one
 /// bounce. `context` is the lowercase delivery-status (or bounce) text.
 pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipient]) {
@@ -505,17 +514,14 @@ pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipien
         .iter()
         .filter(|f| {
             let (name, frag) = f.header;
-            headers
-                .get_all(name)
-                .any(|v| v.to_ascii_lowercase().contains(frag))
-                && context.contains(f.dsn)
+            headers.get_all(name).any(|v| scan::contains_ci(v, frag)) && context.contains(f.dsn)
         })
         .collect();
     // Which providers the text around the recipients names: once per
     // message, not per recipient.
-    let named: Vec<bool> = RHOSTS
+    let named: Vec<bool> = RHOST_FINDERS
         .iter()
-        .map(|rh| rh.hosts.iter().any(|h| context.contains(h)))
+        .map(|hosts| hosts.iter().any(|h| h.find(context.as_bytes()).is_some()))
         .collect();
     for r in recipients.iter_mut() {
         if matches!(r.reason, Reason::Vacation | Reason::Feedback) {

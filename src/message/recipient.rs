@@ -5,10 +5,9 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
-
 use super::analyze::cut;
 use super::reason::{self, Evidence, normalize};
+use super::rules::PieceIndex;
 use super::{Reason, Recipient, scan};
 
 /// Most bytes of one recipient's text that the reason tables look at.
@@ -145,12 +144,11 @@ const COMMANDS: &[(&str, &str)] = &[
     ("helo", "HELO"),
 ];
 
-/// [`COMMANDS`] in one automaton: one pass over the text, not one per entry.
-static COMMAND_PHRASES: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
-    AhoCorasick::builder()
-        .kind(Some(AhoCorasickKind::DFA))
-        .build(COMMANDS.iter().map(|(p, _)| p))
-        .ok()
+/// [`COMMANDS`] in one [`PieceIndex`]: one pass over the text, not one
+/// per entry.
+static COMMAND_PHRASES: LazyLock<PieceIndex> = LazyLock::new(|| {
+    let phrases: Vec<&'static str> = COMMANDS.iter().map(|(p, _)| *p).collect();
+    PieceIndex::new(&phrases)
 });
 
 /// Builds [`COMMAND_PHRASES`] now rather than at first use.
@@ -160,13 +158,9 @@ pub(super) fn prepare() {
 
 /// The SMTP command a diagnostic says was rejected, when it says so.
 pub(super) fn command_in(text: &str) -> Option<&'static str> {
-    let first = match COMMAND_PHRASES.as_ref() {
-        Some(ac) => ac
-            .find_overlapping_iter(text)
-            .map(|m| m.pattern().as_usize())
-            .min(),
-        None => COMMANDS.iter().position(|(p, _)| text.contains(p)),
-    };
+    let mut found = [false; COMMANDS.len()];
+    COMMAND_PHRASES.find_all(text.as_bytes(), &mut found, |_| {});
+    let first = found.iter().position(|&f| f);
     first.map(|i| COMMANDS[i].1)
 }
 
@@ -350,6 +344,31 @@ mod tests {
         assert_eq!(w("a@b.ca@b.c;", "A@B.C"), "");
         assert_eq!(w("-- ", ""), "");
         assert_eq!(w("-- x", ""), "-- x");
+    }
+
+    #[test]
+    fn command_in_takes_the_first_command_in_table_order() {
+        let by_table = |t: &str| {
+            COMMANDS
+                .iter()
+                .find(|(p, _)| t.contains(p))
+                .map(|(_, c)| *c)
+        };
+        let mut texts = vec![
+            String::new(),
+            "550 5.1.1 user unknown".to_string(),
+            "conversation with mx failed after rcpt to: <a@b.c>, then end of data".to_string(),
+            "helo".to_string(),
+            "x>>> mail from:<a@b.c>".to_string(),
+        ];
+        for (i, (p, _)) in COMMANDS.iter().enumerate() {
+            let (q, _) = COMMANDS[COMMANDS.len() - 1 - i];
+            texts.push(p.to_string());
+            texts.push(format!("- {q} -- {p}"));
+        }
+        for t in &texts {
+            assert_eq!(command_in(t), by_table(t), "{t:?}");
+        }
     }
 
     #[test]

@@ -7,8 +7,9 @@
 use std::sync::LazyLock;
 
 use aho_corasick::{AhoCorasick, MatchKind};
+use memchr::memmem::Finder;
 
-use super::mime::{Headers, parse_headers, split_head};
+use super::mime::{Headers, parse_head};
 use super::scan;
 
 /// Lines (lowercase substrings) that start the returned original message in
@@ -112,10 +113,7 @@ const DELAY_PHRASES: &[&str] = &[
 
 /// True when a bounce text says the message is only delayed.
 pub fn is_delay_warning(text_lower: &str) -> bool {
-    match DELAY_TEXT.as_ref() {
-        Some(ac) => ac.is_match(text_lower),
-        None => DELAY_PHRASES.iter().any(|p| text_lower.contains(p)),
-    }
+    any_phrase(&DELAY_TEXT, text_lower)
 }
 
 /// Subjects (lowercase substrings) of bounces.
@@ -194,6 +192,11 @@ pub fn bounce_signs(h: &Headers, text_lower: &str) -> Option<&'static str> {
     if h.get("x-failed-recipients").is_some() {
         return Some("X-Failed-Recipients header");
     }
+    // The strong phrases decide alone: looked for before the headers are
+    // read.
+    if any_phrase(&STRONG_TEXT, text_lower) {
+        return Some("a mail system's bounce text");
+    }
     let from = h.get("from").unwrap_or("").to_ascii_lowercase();
     let from_addr = scan::header_address(&from).unwrap_or_default();
     let local = from_addr.split('@').next().unwrap_or("");
@@ -205,24 +208,17 @@ pub fn bounce_signs(h: &Headers, text_lower: &str) -> Option<&'static str> {
         || from.contains("mail delivery")
         || from.contains("postmaster");
     let subject = h.get("subject").unwrap_or("").to_lowercase();
-    let bounce_subject = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
-    let strong = match STRONG_TEXT.as_ref() {
-        Some(ac) => ac.is_match(text_lower),
-        None => STRONG_BOUNCE_PHRASES.iter().any(|p| text_lower.contains(p)),
-    };
-    if strong {
-        return Some("a mail system's bounce text");
-    }
+    let bounce_subject = any_phrase(&SUBJECT_TEXT, &subject);
     // An empty From (`<>`) is how some MTAs sign bounces.
     let daemon = daemon || from.trim() == "<>" || from.ends_with("<>");
-    let phrase = match BOUNCE_TEXT.as_ref() {
-        Some(ac) => ac.is_match(text_lower),
-        None => BOUNCE_PHRASES.iter().any(|p| text_lower.contains(p)),
-    };
-    let has_code = scan::status_code(text_lower).is_some();
-    match (daemon, bounce_subject, phrase || has_code) {
-        (true, _, true) | (true, true, _) => Some("sent by a mail system with a bounce text"),
-        (_, true, true) => Some("bounce subject and text"),
+    // A bounce phrase or a status code in the text; only looked for when
+    // the answer depends on it.
+    let text_sign =
+        || any_phrase(&BOUNCE_TEXT, text_lower) || scan::status_code(text_lower).is_some();
+    match (daemon, bounce_subject) {
+        (true, true) => Some("sent by a mail system with a bounce text"),
+        (true, false) if text_sign() => Some("sent by a mail system with a bounce text"),
+        (false, true) if text_sign() => Some("bounce subject and text"),
         _ => None,
     }
 }
@@ -269,30 +265,51 @@ static MARKERS: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
         .ok()
 });
 
-/// [`BOUNCE_PHRASES`] in one automaton.
-static BOUNCE_TEXT: LazyLock<Option<AhoCorasick>> =
-    LazyLock::new(|| AhoCorasick::new(BOUNCE_PHRASES).ok());
-/// [`STRONG_BOUNCE_PHRASES`] in one automaton.
-static STRONG_TEXT: LazyLock<Option<AhoCorasick>> =
-    LazyLock::new(|| AhoCorasick::new(STRONG_BOUNCE_PHRASES).ok());
+/// A searcher for each of `phrases`. A few dozen phrases over a text of a
+/// few hundred bytes: memmem's vector search for each (it jumps to a pair
+/// of the phrase's rarer bytes) costs less than one automaton that walks
+/// every byte, or whose prefilter stops at every `delivery`, `you` and
+/// `this` in a bounce text.
+fn finders(phrases: &[&'static str]) -> Vec<Finder<'static>> {
+    phrases.iter().map(|&p| Finder::new(p)).collect()
+}
 
-/// [`DELAY_PHRASES`] in one automaton: one pass over the text, not one per
-/// phrase.
-static DELAY_TEXT: LazyLock<Option<AhoCorasick>> =
-    LazyLock::new(|| AhoCorasick::new(DELAY_PHRASES).ok());
+/// Does `text` contain any of the phrases `finders` look for?
+fn any_phrase(finders: &[Finder<'_>], text: &str) -> bool {
+    finders.iter().any(|f| f.find(text.as_bytes()).is_some())
+}
 
-/// Builds the automata above now rather than at first use.
+/// [`BOUNCE_PHRASES`], a searcher for each.
+static BOUNCE_TEXT: LazyLock<Vec<Finder<'static>>> = LazyLock::new(|| finders(BOUNCE_PHRASES));
+/// [`STRONG_BOUNCE_PHRASES`], a searcher for each.
+static STRONG_TEXT: LazyLock<Vec<Finder<'static>>> =
+    LazyLock::new(|| finders(STRONG_BOUNCE_PHRASES));
+
+/// [`BOUNCE_SUBJECTS`], a searcher for each (made once, not per message
+/// as `str::contains` makes its own).
+static SUBJECT_TEXT: LazyLock<Vec<Finder<'static>>> = LazyLock::new(|| finders(BOUNCE_SUBJECTS));
+
+/// [`DELAY_PHRASES`], a searcher for each.
+static DELAY_TEXT: LazyLock<Vec<Finder<'static>>> = LazyLock::new(|| finders(DELAY_PHRASES));
+
+/// Builds the automaton and searchers above now rather than at first use.
 pub(super) fn prepare() {
     LazyLock::force(&MARKERS);
     LazyLock::force(&DELAY_TEXT);
     LazyLock::force(&BOUNCE_TEXT);
     LazyLock::force(&STRONG_TEXT);
+    LazyLock::force(&SUBJECT_TEXT);
 }
 
 /// Does `line` start with `prefix` (lowercase ASCII), ignoring case?
 fn starts_with_ci(line: &str, prefix: &str) -> bool {
+    // Byte by byte: most lines differ from most prefixes at the first byte,
+    // where a whole-slice comparison would first set itself up.
     line.len() >= prefix.len()
-        && line.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        && line
+            .bytes()
+            .zip(prefix.bytes())
+            .all(|(a, b)| a.to_ascii_lowercase() == b)
 }
 
 /// Does `line` start with an SMTP reply code and a space (`550 ...`)?
@@ -303,8 +320,9 @@ fn reply_line(line: &str) -> bool {
 /// The headers of a returned message quoted as text after the separator.
 pub fn quoted_headers(rest: &str) -> Option<Headers<'_>> {
     let start = rest.trim_start_matches(['\r', '\n', ' ']);
-    let (head, _) = split_head(start.as_bytes());
-    let h = parse_headers(head);
+    // The fields of the head alone, found on the way to its end (one walk
+    // over the lines, not a search for the end and then a second walk).
+    let (h, _) = parse_head(start.as_bytes());
     (h.get("to").is_some() || h.get("from").is_some()).then_some(h)
 }
 
@@ -333,18 +351,45 @@ pub struct TextRecipient {
 /// Most lines of a bounce text [`recipients`] reads.
 const MAX_LINES: usize = 2000;
 
+/// The first [`MAX_LINES`] lines of `text` as [`scan::lines`] splits them,
+/// and the indexes of those with an `@` (only they can name an address):
+/// one pass over the text finds both, rather than a search per line.
+fn lines_with_at(text: &str) -> (Vec<&str>, Vec<usize>) {
+    // Room for lines of 32 bytes on average (most are longer): one
+    // allocation instead of a doubling series that copies them all.
+    let mut lines: Vec<&str> = Vec::with_capacity((text.len() / 32 + 1).min(MAX_LINES));
+    let mut with_at: Vec<usize> = Vec::new();
+    let mut start = 0;
+    for i in memchr::memchr2_iter(b'\n', b'@', text.as_bytes()) {
+        if lines.len() == MAX_LINES {
+            break;
+        }
+        if text.as_bytes()[i] == b'@' {
+            // (The line it is on is the next one pushed.)
+            if with_at.last() != Some(&lines.len()) {
+                with_at.push(lines.len());
+            }
+            continue;
+        }
+        let line = &text[start..i];
+        lines.push(line.strip_suffix('\r').unwrap_or(line));
+        start = i + 1;
+    }
+    // The last line, when the text does not end with a newline, keeps a
+    // final `\r` (as in `scan::lines`).
+    if lines.len() < MAX_LINES && start < text.len() {
+        lines.push(&text[start..]);
+    }
+    (lines, with_at)
+}
+
 /// Finds failed recipients in the error part of a bounce text. `exclude`
 /// holds addresses (lowercase) that are the sender's, never a recipient.
 pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
-    // Room for lines of 32 bytes on average (most are longer): one
-    // allocation instead of a doubling series that copies them all.
-    let mut lines: Vec<&str> = Vec::with_capacity((error.len() / 32 + 1).min(MAX_LINES));
-    lines.extend(scan::lines(error).take(MAX_LINES));
+    let (lines, with_at) = lines_with_at(error);
     let mut found: Vec<(String, Vec<usize>)> = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        if memchr::memchr(b'@', line.as_bytes()).is_none() {
-            continue;
-        }
+    for &i in &with_at {
+        let line = lines[i];
         let l = line.trim_start();
         if SKIP_LINE_PREFIXES.iter().any(|p| starts_with_ci(l, p))
             || memchr::memchr_iter(b':', l.as_bytes())
@@ -352,7 +397,8 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
         {
             continue;
         }
-        for (_, addr) in scan::addresses(line) {
+        // Each address as it is found: no list of them to build first.
+        scan::each_address(line, |_, addr| {
             // `exclude` holds `addr` lowercased / the local part is a daemon's:
             // compared without building the lowercase copy.
             let is_lower_of = |e: &str, a: &str| {
@@ -375,7 +421,7 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
             if (exclude.iter().any(|e| is_lower_of(e, &addr)) && !heading())
                 || DAEMON_LOCALS.iter().any(|d| is_lower_of(d, local))
             {
-                continue;
+                return true;
             }
             // Caps keep hostile texts (thousands of addresses) linear.
             let room = found.len() < MAX_RECIPIENTS;
@@ -388,23 +434,26 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                 None if room => found.push((addr, vec![i])),
                 None => {}
             }
-        }
+            true
+        });
     }
     let mention_lines: Vec<usize> = found
         .iter()
         .flat_map(|(_, at)| at.iter().copied())
         .collect();
+    // The lines each recipient's text takes, in order; one list for all
+    // of them. A text is every taken line followed by `\n`, so it has as
+    // many lines as the list has entries.
+    let mut taken: Vec<usize> = Vec::new();
     found
         .into_iter()
         .map(|(address, at)| {
-            let mut text = String::new();
-            // Lines already taken: blocks of two mentions may overlap.
-            let mut taken: Vec<usize> = Vec::new();
-            let mut take = |text: &mut String, k: usize| {
+            taken.clear();
+            // Lines already taken are skipped: blocks of two mentions may
+            // overlap.
+            let take = |taken: &mut Vec<usize>, k: usize| {
                 if !taken.contains(&k) {
                     taken.push(k);
-                    text.push_str(clip(lines[k]));
-                    text.push('\n');
                 }
             };
             for &i in &at {
@@ -415,9 +464,9 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                     && !mention_lines.contains(&(i - 1))
                     && at.len() == 1
                 {
-                    take(&mut text, i - 1);
+                    take(&mut taken, i - 1);
                 }
-                take(&mut text, i);
+                take(&mut taken, i);
                 let mut blank_seen = false;
                 for (j, next) in lines.iter().enumerate().skip(i + 1).take(8) {
                     if mention_lines.contains(&j) && !at.contains(&j) {
@@ -431,15 +480,23 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                     }
                     if next.trim().is_empty() {
                         // One blank line may separate an address from its
-                        // reply (Gmail, Exchange); a second ends the block.
-                        if blank_seen || text.lines().count() > 2 {
+                        // reply (Gmail, Exchange); a second ends the block,
+                        // and so does one after more than two lines.
+                        if blank_seen || taken.len() > 2 {
                             break;
                         }
                         blank_seen = true;
                         continue;
                     }
-                    take(&mut text, j);
+                    take(&mut taken, j);
                 }
+            }
+            // Built at its final size: one allocation.
+            let size = taken.iter().map(|&k| clip(lines[k]).len() + 1).sum();
+            let mut text = String::with_capacity(size);
+            for &k in &taken {
+                text.push_str(clip(lines[k]));
+                text.push('\n');
             }
             TextRecipient { address, text }
         })
@@ -480,6 +537,21 @@ mod tests {
             &["me@example.fr".into()],
         );
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn lines_with_at_are_scan_lines() {
+        for t in ["", "a@b", "a\r\nb@c\r", "\n@\n\n", "x@y\ry\n\r@z@", "@\n"] {
+            let (lines, with_at) = lines_with_at(t);
+            assert_eq!(lines, scan::lines(t).collect::<Vec<_>>(), "{t:?}");
+            let want: Vec<usize> = (0..lines.len())
+                .filter(|&i| lines[i].contains('@'))
+                .collect();
+            assert_eq!(with_at, want, "{t:?}");
+        }
+        let many = "a@b\n".repeat(MAX_LINES + 5);
+        let (lines, with_at) = lines_with_at(&many);
+        assert_eq!((lines.len(), with_at.len()), (MAX_LINES, MAX_LINES));
     }
 
     #[test]
