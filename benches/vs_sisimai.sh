@@ -1,7 +1,8 @@
 #!/bin/sh
 # Whole-process speed against Sisimai 4.25 (Debian libsisimai-perl) on the
 # same Maildir: the public corpus repeated 20 times (~8,000 messages).
-# Usage: benches/vs_sisimai.sh   (from the repository root)
+# Usage: benches/vs_sisimai.sh   (from the repository root; BENCH_RUNS=R
+# times bouncectl R times, default 5, and reports medians)
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -20,12 +21,47 @@ echo "maildir: $n messages"
 
 now() { date +%s.%N; }
 
-t0=$(now)
-HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/home/config" XDG_DATA_HOME="$tmp/home/data" \
-    target/release/bouncectl check --dry-run --json "$tmp/md" > /dev/null || true
-t1=$(now)
-perl -MSisimai -e 'my $v = Sisimai->make($ARGV[0], "delivered" => 1); printf STDERR "sisimai: %d results\n", scalar @{ $v || [] };' "$tmp/md/cur"
-t2=$(now)
+# One untimed run warms the page cache for both tools; then bouncectl runs
+# BENCH_RUNS times (default 5) around Sisimai's BENCH_SISIMAI_RUNS (default 1),
+# and the medians are compared: one run of bouncectl is short enough for
+# the noise of a shared machine to matter.
+runs=${BENCH_RUNS:-5}
+sruns=${BENCH_SISIMAI_RUNS:-1}
+bouncectl() {
+    HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/home/config" XDG_DATA_HOME="$tmp/home/data" \
+        target/release/bouncectl check --dry-run --json "$tmp/md" > /dev/null || true
+}
+time_bouncectl() {
+    i=0
+    while [ "$i" -lt "$1" ]; do
+        t0=$(now); bouncectl; t1=$(now)
+        echo "b $t0 $t1" >> "$tmp/times"
+        i=$((i + 1))
+    done
+}
+bouncectl
+: > "$tmp/times"
+time_bouncectl $(( (runs + 1) / 2 ))
+i=0
+while [ "$i" -lt "$sruns" ]; do
+    t0=$(now)
+    perl -MSisimai -e 'my $v = Sisimai->make($ARGV[0], "delivered" => 1); printf STDERR "sisimai: %d results\n", scalar @{ $v || [] };' "$tmp/md/cur"
+    t1=$(now)
+    echo "s $t0 $t1" >> "$tmp/times"
+    i=$((i + 1))
+done
+time_bouncectl $(( runs / 2 ))
 
-echo "$t0 $t1 $t2" | awk '{ b = $2 - $1; s = $3 - $2;
-    printf "bouncectl: %.3f s\nsisimai:   %.3f s\nratio:     %.1fx\n", b, s, (b > 0 ? s / b : 0) }'
+awk '
+function median(a, n,    i, j, t) {
+    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+$1 == "b" { b[++nb] = $3 - $2; bl = bl sprintf(" %.3f", $3 - $2) }
+$1 == "s" { s[++ns] = $3 - $2; sl = sl sprintf(" %.3f", $3 - $2) }
+END {
+    mb = median(b, nb); ms = median(s, ns)
+    printf "bouncectl: %.3f s (median of %d:%s)\n", mb, nb, bl
+    printf "sisimai:   %.3f s (median of %d:%s)\n", ms, ns, sl
+    printf "ratio:     %.1fx\n", (mb > 0 ? ms / mb : 0)
+}' "$tmp/times"
