@@ -736,10 +736,11 @@ fn classify_while<R: AsRef<[u8]> + Sync, T>(
         };
         (fp, message::classify(raw, &opts))
     };
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8)
-        .min(raws.len().div_ceil(STEP));
+    // Asked once per run: on Linux each answer reads the cgroup's CPU
+    // quota files (three opens, reads and closes) as well.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workers = cores.min(8).min(raws.len().div_ceil(STEP));
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
