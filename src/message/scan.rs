@@ -80,27 +80,43 @@ pub fn addresses(text: &str) -> Vec<(usize, String)> {
 
 /// Calls `f` with each address in `text`, in order, while it returns true.
 pub(super) fn each_address(text: &str, mut f: impl FnMut(usize, String) -> bool) {
-    each_address_part(text, |s, local, domain| f(s, address(local, domain)));
+    each_address_part(text, |s, a| f(s, a.to_address()));
 }
 
-/// The address `local@domain` with the domain lowercased, as
-/// [`each_address`] gives it.
-pub(super) fn address(local: &str, domain: &str) -> String {
-    let mut address = String::with_capacity(local.len() + 1 + domain.len());
-    address.push_str(local);
-    address.push('@');
-    let domain_at = address.len();
-    // The domain is ASCII (`is_domain_char`): lowercase it in place.
-    address.push_str(domain);
-    address[domain_at..].make_ascii_lowercase();
-    address
+/// An address as written in a text, `local@domain`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Written<'a> {
+    /// The address's bytes in the text.
+    text: &'a str,
+    /// Where its `@` is in `text`.
+    at: usize,
 }
 
-/// Calls `f` with each address in `text`, in order, as its byte offset,
-/// local part and domain (as written, not lowercased), while it returns
-/// true. A caller that keeps few of the addresses it sees builds only
-/// those.
-pub(super) fn each_address_part(text: &str, mut f: impl FnMut(usize, &str, &str) -> bool) {
+impl<'a> Written<'a> {
+    /// The local part, as written.
+    pub(super) fn local(&self) -> &'a str {
+        &self.text[..self.at]
+    }
+
+    /// The domain, as written (not lowercased).
+    pub(super) fn domain(&self) -> &'a str {
+        &self.text[self.at + 1..]
+    }
+
+    /// The address with its domain lowercased, as [`each_address`] gives
+    /// it: one copy of the written bytes.
+    pub(super) fn to_address(self) -> String {
+        let mut address = self.text.to_string();
+        // The domain is ASCII (`is_domain_char`): lowercase it in place.
+        address[self.at + 1..].make_ascii_lowercase();
+        address
+    }
+}
+
+/// Calls `f` with each address in `text`, in order, as its byte offset and
+/// its bytes as written, while it returns true. A caller that keeps few of
+/// the addresses it sees builds only those.
+pub(super) fn each_address_part(text: &str, mut f: impl FnMut(usize, Written<'_>) -> bool) {
     let b = text.as_bytes();
     let mut i = 0;
     while let Some(off) = memchr::memchr(b'@', &b[i..]) {
@@ -168,7 +184,11 @@ pub(super) fn each_address_part(text: &str, mut f: impl FnMut(usize, &str, &str)
         if local.ends_with('.') && !quoted {
             continue;
         }
-        if !f(s, local, &text[at + 1..e]) {
+        let written = Written {
+            text: &text[s..e],
+            at: at - s,
+        };
+        if !f(s, written) {
             return;
         }
     }

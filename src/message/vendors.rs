@@ -480,7 +480,8 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
         }
         // Each address as it is found, as its parts: compared without
         // building it, built only when it is a new recipient.
-        scan::each_address_part(line, |_, local, domain| {
+        scan::each_address_part(line, |_, written| {
+            let (local, domain) = (written.local(), written.domain());
             // A line that is only the address and a colon heads a failed
             // recipient's entry (Exim, qmail); it names a recipient even
             // when that address also sent the message (mail to oneself,
@@ -513,7 +514,7 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                 }
                 Some(_) => {}
                 None if room => found.push(Found {
-                    address: scan::address(local, domain),
+                    address: written.to_address(),
                     at: [i; MAX_MENTIONS],
                     mentions: 1,
                 }),
@@ -543,6 +544,7 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                 }
                 taken.take(i);
                 let mut blank_seen = false;
+                let reply = reply_line(lines[i]);
                 for (j, next) in lines.iter().enumerate().skip(i + 1).take(LINES_BELOW) {
                     if mention_lines.contains(&j) && !at.contains(&j) {
                         break;
@@ -550,7 +552,7 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                     // `554 <a@b>... reason` is a whole entry; a next line
                     // with its own reply code (`550 host (smtp)... Host
                     // unknown`) starts the next recipient's entry.
-                    if reply_line(lines[i]) && reply_line(next) {
+                    if reply && reply_line(next) {
                         break;
                     }
                     if next.trim().is_empty() {
