@@ -196,7 +196,13 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
         .filter(|h| !h.is_empty())
         .or_else(|| vendors::quoted_headers(rest));
 
-    let exclude = sender_addresses(&p.headers, original.as_ref());
+    // `vendors::recipients` reads `exclude` only for an address it found
+    // in `error`: without an `@` there, the list would go unread.
+    let exclude = if mime::find_byte(error.as_bytes(), b'@').is_some() {
+        sender_addresses(&p.headers, original.as_ref())
+    } else {
+        Vec::new()
+    };
     let mut texts = vendors::recipients(error, &exclude);
     if let Some(failed) = p.headers.get("x-failed-recipients") {
         let listed: Vec<String> = scan::addresses(failed)
