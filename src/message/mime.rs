@@ -226,15 +226,7 @@ const WANTED: &[&str] = &[
 /// of them down.
 fn wanted_field(line: &[u8]) -> Option<(Cow<'static, str>, usize)> {
     let first = *line.first()?;
-    // (The wanted names are lowercase: only the line's side needs
-    // lowercasing.)
-    let is = |w: &[u8]| {
-        line.get(w.len()) == Some(&b':')
-            && line
-                .iter()
-                .zip(w)
-                .all(|(b, w)| b.to_ascii_lowercase() == *w)
-    };
+    let is = |w: &[u8]| line.get(w.len()) == Some(&b':') && starts_with_name(line, w);
     if let Some(w) = wanted_of_first(first, line)
         .iter()
         .find(|w| is(w.as_bytes()))
@@ -242,11 +234,7 @@ fn wanted_field(line: &[u8]) -> Option<(Cow<'static, str>, usize)> {
         return Some((Cow::Borrowed(w), w.len()));
     }
     let printable = |b: &u8| (b' ' + 1..0x7f).contains(b);
-    let x_auto = line.len() > 6
-        && line[..6]
-            .iter()
-            .zip(b"x-auto")
-            .all(|(b, w)| b.to_ascii_lowercase() == *w);
+    let x_auto = line.len() > 6 && starts_with_name(line, b"x-auto");
     if !x_auto {
         return None;
     }
@@ -258,6 +246,34 @@ fn wanted_field(line: &[u8]) -> Option<(Cow<'static, str>, usize)> {
             colon,
         )
     })
+}
+
+/// Does `line` start with `name` ignoring ASCII case, where `name` is a
+/// wanted name: lowercase letters and `-` only (a test holds the list to
+/// that), and `line` is at least as long?
+///
+/// A byte equals a lowercase letter in either case exactly when it does
+/// with 0x20 (the case bit) set, and a letter is told from `-` by its
+/// 0x40 bit: so OR-ing each name byte's 0x40 bit, shifted to 0x20, into
+/// the line's byte and comparing is `to_ascii_lowercase` equality, and
+/// it works on 8 bytes at a time (the last word overlapping the one
+/// before it).
+fn starts_with_name(line: &[u8], name: &[u8]) -> bool {
+    let same = |b: u64, w: u64| b | ((w & 0x4040_4040_4040_4040) >> 1) == w;
+    let n = name.len();
+    if n < 8 {
+        return line
+            .iter()
+            .zip(name)
+            .all(|(&b, &w)| same(u64::from(b), u64::from(w)));
+    }
+    let word = |s: &[u8], i: usize| {
+        let mut w = [0; 8];
+        w.copy_from_slice(&s[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    (0..n / 8).all(|k| same(word(line, k * 8), word(name, k * 8)))
+        && same(word(line, n - 8), word(name, n - 8))
 }
 
 /// The [`WANTED`] names that may start `line`, by its first byte (and,
@@ -907,6 +923,25 @@ mod tests {
     }
 
     #[test]
+    fn starts_with_name_is_lowercase_equality() {
+        for w in WANTED.iter().chain(&["x-auto"]) {
+            let w = w.as_bytes();
+            for at in 0..w.len() {
+                for b in 0..=255u8 {
+                    let mut line = w.to_vec();
+                    line[at] = b;
+                    line.push(b':');
+                    let want = line
+                        .iter()
+                        .zip(w)
+                        .all(|(b, w)| b.to_ascii_lowercase() == *w);
+                    assert_eq!(starts_with_name(&line, w), want, "{line:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn wanted_fields_are_the_wanted_list() {
         for first in 0..=255u8 {
             for third in [b'a', b'F', b'm', b'n', b'o', b's', b'z', b'q'] {
@@ -959,6 +994,11 @@ mod tests {
         }
         for w in WANTED {
             assert!(wanted_field(format!("{w}: v").as_bytes()).is_some(), "{w}");
+            // (What `starts_with_name` relies on.)
+            assert!(
+                w.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "{w}"
+            );
         }
     }
 
