@@ -196,7 +196,13 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
         .filter(|h| !h.is_empty())
         .or_else(|| vendors::quoted_headers(rest));
 
-    let exclude = sender_addresses(&p.headers, original.as_ref());
+    // `vendors::recipients` reads `exclude` only for an address it found
+    // in `error`: without an `@` there, the list would go unread.
+    let exclude = if mime::find_byte(error.as_bytes(), b'@').is_some() {
+        sender_addresses(&p.headers, original.as_ref())
+    } else {
+        Vec::new()
+    };
     let mut texts = vendors::recipients(error, &exclude);
     if let Some(failed) = p.headers.get("x-failed-recipients") {
         let listed: Vec<String> = scan::addresses(failed)
@@ -422,26 +428,24 @@ fn forwarded_bounce(p: &Parsed<'_>, opts: &Options) -> Option<Classification> {
     matches!(c.kind, Kind::Bounce | Kind::Delayed).then_some(c)
 }
 
-/// A found address, ASCII-lowercased in place.
-fn lowercase((_, mut a): (usize, String)) -> String {
-    a.make_ascii_lowercase();
-    a
-}
-
 /// Addresses that belong to the sender side: never a failed recipient.
+/// Each address is lowercased in place as it is found and goes straight
+/// into the one list (no list per header value to build first).
 fn sender_addresses(top: &Headers, original: Option<&Headers>) -> Vec<String> {
     let mut out = Vec::new();
-    let names = ["from", "to", "cc", "return-path", "reply-to"];
-    for name in names {
-        for v in top.get_all(name) {
-            out.extend(scan::addresses(v).into_iter().map(lowercase));
-        }
+    let mut add = |v: &str| {
+        scan::each_address(v, |_, mut a| {
+            a.make_ascii_lowercase();
+            out.push(a);
+            true
+        });
+    };
+    for name in ["from", "to", "cc", "return-path", "reply-to"] {
+        top.get_all(name).for_each(&mut add);
     }
     if let Some(h) = original {
         for name in ["from", "return-path", "sender", "reply-to"] {
-            for v in h.get_all(name) {
-                out.extend(scan::addresses(v).into_iter().map(lowercase));
-            }
+            h.get_all(name).for_each(&mut add);
         }
     }
     out

@@ -162,12 +162,9 @@ fn fields_of<'a>(lines: &mut Lines<'a>, to_empty: bool) -> (Headers<'a>, bool) {
         if fields.len() >= MAX_HEADERS {
             break;
         }
-        let Some(colon) = name_end(line) else {
-            continue;
-        };
         // Not a field the classifier reads (Received, DKIM-Signature...):
         // skipping it saves decoding and copying most of a header block.
-        let Some(name) = wanted(&line[..colon]) else {
+        let Some((name, colon)) = wanted_field(line) else {
             continue;
         };
         current = Some((name, Cow::Borrowed(trim_bytes(&line[colon + 1..]))));
@@ -179,16 +176,14 @@ fn fields_of<'a>(lines: &mut Lines<'a>, to_empty: bool) -> (Headers<'a>, bool) {
 }
 
 /// Where the name of the field on `line` ends (its first colon), when that
-/// colon is one of the first 77 bytes and not the first. The name is not
-/// checked here: [`wanted`] takes only printable ASCII names, and most
-/// names are never wanted, so checking them would be wasted.
+/// colon is one of the first 77 bytes and not the first.
 fn name_end(line: &[u8]) -> Option<usize> {
     find_byte(&line[..line.len().min(77)], b':').filter(|&i| i > 0)
 }
 
 /// The fields the classifier reads; [`parse_headers`] keeps only these
 /// (and any `X-Auto*` field, the auto-responder family). Looked up by
-/// length through [`wanted_of_len`], which a test holds to this list.
+/// first byte through [`wanted_of_first`], which a test holds to this list.
 #[cfg(test)]
 const WANTED: &[&str] = &[
     "auto-submitted",
@@ -218,44 +213,95 @@ const WANTED: &[&str] = &[
     "x-zohomail",
 ];
 
-/// The lowercase name of a field in [`WANTED`] (or an `X-Auto*` field),
-/// when `name` is a field name: printable ASCII without spaces. (A name
-/// equal to a [`WANTED`] one, ignoring case, is one.)
-fn wanted(name: &[u8]) -> Option<Cow<'static, str>> {
-    // (The wanted names are lowercase and as long as `name`: only one
-    // side needs lowercasing.)
-    let is = |w: &[u8]| {
-        name.iter()
-            .zip(w)
-            .all(|(b, w)| b.to_ascii_lowercase() == *w)
-    };
-    if let Some(w) = wanted_of_len(name.len()).iter().find(|w| is(w.as_bytes())) {
-        return Some(Cow::Borrowed(w));
+/// The lowercase name of the field on `line` and where its colon is, when
+/// the field is one the classifier reads: a [`WANTED`] name (ignoring
+/// case) right before the line's first colon, or an `X-Auto*` name of
+/// printable ASCII without spaces whose colon is one of the first 77 bytes.
+///
+/// No colon is searched for: a line holds a wanted field when it starts
+/// with a wanted name followed by `:` (a wanted name holds no colon, so
+/// that one is the first). Each line is matched only against the few
+/// names that share its first byte, the byte after the name (the colon)
+/// first: most lines are unwanted fields, and that one byte turns most
+/// of them down.
+fn wanted_field(line: &[u8]) -> Option<(Cow<'static, str>, usize)> {
+    let first = *line.first()?;
+    let is = |w: &[u8]| line.get(w.len()) == Some(&b':') && starts_with_name(line, w);
+    if let Some(w) = wanted_of_first(first, line)
+        .iter()
+        .find(|w| is(w.as_bytes()))
+    {
+        return Some((Cow::Borrowed(w), w.len()));
     }
     let printable = |b: &u8| (b' ' + 1..0x7f).contains(b);
-    (name.len() >= 6 && is(b"x-auto") && name.iter().all(printable))
-        .then(|| Cow::Owned(String::from_utf8_lossy(name).to_ascii_lowercase()))
+    let x_auto = line.len() > 6 && starts_with_name(line, b"x-auto");
+    if !x_auto {
+        return None;
+    }
+    let colon = name_end(line)?;
+    let name = &line[..colon];
+    name.iter().all(printable).then(|| {
+        (
+            Cow::Owned(String::from_utf8_lossy(name).to_ascii_lowercase()),
+            colon,
+        )
+    })
 }
 
-/// The [`WANTED`] names of a length: one `match` instead of a comparison
-/// per name on every header line (a test checks it against the list).
-fn wanted_of_len(len: usize) -> &'static [&'static str] {
-    match len {
-        2 => &["cc", "to"],
-        4 => &["from"],
-        6 => &["sender"],
-        7 => &["subject"],
-        8 => &["reply-to", "x-mailer"],
-        9 => &["x-msg-ref"],
-        10 => &["message-id", "precedence", "x-zohomail"],
-        11 => &["envelope-to", "return-path"],
-        12 => &["content-type", "delivered-to", "x-nai-header"],
-        13 => &["feedback-type", "x-original-to"],
-        14 => &["auto-submitted", "x-ses-outgoing"],
-        16 => &["original-rcpt-to"],
-        17 => &["removal-recipient"],
-        19 => &["x-apple-unsubscribe", "x-failed-recipients"],
-        25 => &["content-transfer-encoding"],
+/// Does `line` start with `name` ignoring ASCII case, where `name` is a
+/// wanted name: lowercase letters and `-` only (a test holds the list to
+/// that), and `line` is at least as long?
+///
+/// A byte equals a lowercase letter in either case exactly when it does
+/// with 0x20 (the case bit) set, and a letter is told from `-` by its
+/// 0x40 bit: so OR-ing each name byte's 0x40 bit, shifted to 0x20, into
+/// the line's byte and comparing is `to_ascii_lowercase` equality, and
+/// it works on 8 bytes at a time (the last word overlapping the one
+/// before it).
+fn starts_with_name(line: &[u8], name: &[u8]) -> bool {
+    let same = |b: u64, w: u64| b | ((w & 0x4040_4040_4040_4040) >> 1) == w;
+    let n = name.len();
+    if n < 8 {
+        return line
+            .iter()
+            .zip(name)
+            .all(|(&b, &w)| same(u64::from(b), u64::from(w)));
+    }
+    let word = |s: &[u8], i: usize| {
+        let mut w = [0; 8];
+        w.copy_from_slice(&s[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    (0..n / 8).all(|k| same(word(line, k * 8), word(name, k * 8)))
+        && same(word(line, n - 8), word(name, n - 8))
+}
+
+/// The [`WANTED`] names that may start `line`, by its first byte (and,
+/// for `X-` names, its third): a `match` instead of a comparison per
+/// name on every header line (a test checks it against the list).
+fn wanted_of_first(first: u8, line: &[u8]) -> &'static [&'static str] {
+    match first.to_ascii_lowercase() {
+        b'a' => &["auto-submitted"],
+        b'c' => &["cc", "content-type", "content-transfer-encoding"],
+        b'd' => &["delivered-to"],
+        b'e' => &["envelope-to"],
+        b'f' => &["from", "feedback-type"],
+        b'm' => &["message-id"],
+        b'o' => &["original-rcpt-to"],
+        b'p' => &["precedence"],
+        b'r' => &["reply-to", "return-path", "removal-recipient"],
+        b's' => &["sender", "subject"],
+        b't' => &["to"],
+        b'x' => match line.get(2).map(u8::to_ascii_lowercase) {
+            Some(b'a') => &["x-apple-unsubscribe"],
+            Some(b'f') => &["x-failed-recipients"],
+            Some(b'm') => &["x-mailer", "x-msg-ref"],
+            Some(b'n') => &["x-nai-header"],
+            Some(b'o') => &["x-original-to"],
+            Some(b's') => &["x-ses-outgoing"],
+            Some(b'z') => &["x-zohomail"],
+            _ => &[],
+        },
         _ => &[],
     }
 }
@@ -864,22 +910,97 @@ mod tests {
         assert!(parse_headers(too_long.as_bytes()).is_empty());
     }
 
+    /// The field on `line` as first found: its first colon (see
+    /// `name_end`), then the name before it looked up in `WANTED`.
+    fn wanted_field_reference(line: &[u8]) -> Option<(String, usize)> {
+        let colon = name_end(line)?;
+        let name = &line[..colon];
+        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let printable = |b: &u8| (b' ' + 1..0x7f).contains(b);
+        let found = WANTED.contains(&lower.as_str())
+            || (name.len() >= 6 && lower.starts_with("x-auto") && name.iter().all(printable));
+        found.then_some((lower, colon))
+    }
+
     #[test]
-    fn wanted_names_by_length_are_the_wanted_list() {
-        let mut by_len: Vec<&str> = (0..=MAX_WANTED_LEN)
-            .flat_map(wanted_of_len)
-            .copied()
-            .collect();
-        by_len.sort_unstable();
-        let mut list = WANTED.to_vec();
-        list.sort_unstable();
-        assert_eq!(by_len, list);
-        for w in WANTED {
-            assert!(wanted_of_len(w.len()).contains(w), "{w}");
+    fn starts_with_name_is_lowercase_equality() {
+        for w in WANTED.iter().chain(&["x-auto"]) {
+            let w = w.as_bytes();
+            for at in 0..w.len() {
+                for b in 0..=255u8 {
+                    let mut line = w.to_vec();
+                    line[at] = b;
+                    line.push(b':');
+                    let want = line
+                        .iter()
+                        .zip(w)
+                        .all(|(b, w)| b.to_ascii_lowercase() == *w);
+                    assert_eq!(starts_with_name(&line, w), want, "{line:?}");
+                }
+            }
         }
     }
 
-    const MAX_WANTED_LEN: usize = 80;
+    #[test]
+    fn wanted_fields_are_the_wanted_list() {
+        for first in 0..=255u8 {
+            for third in [b'a', b'F', b'm', b'n', b'o', b's', b'z', b'q'] {
+                for w in wanted_of_first(first, &[first, b'-', third]) {
+                    assert!(WANTED.contains(w), "{w}");
+                    assert_eq!(w.as_bytes()[0], first.to_ascii_lowercase(), "{w}");
+                }
+            }
+        }
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for w in WANTED {
+            for name in [
+                w.to_string(),
+                w.to_ascii_uppercase(),
+                format!("{w}x"),
+                w[1..].to_string(),
+            ] {
+                for rest in [": v", ":", " : v", "x: v", "\r: v"] {
+                    lines.push(format!("{name}{rest}").into_bytes());
+                }
+            }
+        }
+        for other in [
+            "X-Auto: a",
+            "x-autoreply: b",
+            "X-AUTO-RESPONSE-SUPPRESS: c",
+            "x-auto",
+            "x-auto:",
+            "X-Auto x: d",
+            "x-aut: e",
+            "",
+            ":",
+            "Received: from x",
+            "reply-to",
+            "Content-Type\r: x",
+        ] {
+            lines.push(other.as_bytes().to_vec());
+        }
+        lines.push(b"X-Auto\xc3\xa9: c".to_vec());
+        lines.push(format!("X-Auto{}: i", "a".repeat(70)).into_bytes());
+        lines.push(format!("X-Auto{}: i", "a".repeat(71)).into_bytes());
+        for line in &lines {
+            let got = wanted_field(line).map(|(n, c)| (n.into_owned(), c));
+            assert_eq!(
+                got,
+                wanted_field_reference(line),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        for w in WANTED {
+            assert!(wanted_field(format!("{w}: v").as_bytes()).is_some(), "{w}");
+            // (What `starts_with_name` relies on.)
+            assert!(
+                w.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "{w}"
+            );
+        }
+    }
 
     #[test]
     fn first_word_is_split_whitespace_next() {

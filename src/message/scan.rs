@@ -80,6 +80,43 @@ pub fn addresses(text: &str) -> Vec<(usize, String)> {
 
 /// Calls `f` with each address in `text`, in order, while it returns true.
 pub(super) fn each_address(text: &str, mut f: impl FnMut(usize, String) -> bool) {
+    each_address_part(text, |s, a| f(s, a.to_address()));
+}
+
+/// An address as written in a text, `local@domain`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Written<'a> {
+    /// The address's bytes in the text.
+    text: &'a str,
+    /// Where its `@` is in `text`.
+    at: usize,
+}
+
+impl<'a> Written<'a> {
+    /// The local part, as written.
+    pub(super) fn local(&self) -> &'a str {
+        &self.text[..self.at]
+    }
+
+    /// The domain, as written (not lowercased).
+    pub(super) fn domain(&self) -> &'a str {
+        &self.text[self.at + 1..]
+    }
+
+    /// The address with its domain lowercased, as [`each_address`] gives
+    /// it: one copy of the written bytes.
+    pub(super) fn to_address(self) -> String {
+        let mut address = self.text.to_string();
+        // The domain is ASCII (`is_domain_char`): lowercase it in place.
+        address[self.at + 1..].make_ascii_lowercase();
+        address
+    }
+}
+
+/// Calls `f` with each address in `text`, in order, as its byte offset and
+/// its bytes as written, while it returns true. A caller that keeps few of
+/// the addresses it sees builds only those.
+pub(super) fn each_address_part(text: &str, mut f: impl FnMut(usize, Written<'_>) -> bool) {
     let b = text.as_bytes();
     let mut i = 0;
     while let Some(off) = memchr::memchr(b'@', &b[i..]) {
@@ -113,37 +150,45 @@ pub(super) fn each_address(text: &str, mut f: impl FnMut(usize, String) -> bool)
         while !quoted && s < at && matches!(b[s], b'.' | b'\'' | b'=' | b'/' | b'{' | b'|') {
             s += 1;
         }
-        // On over domain characters, at most `MAX_DOMAIN`.
-        let hi = b.len().min(at + MAX_DOMAIN + 1);
-        let mut e = b[at + 1..hi]
-            .iter()
-            .position(|&c| !is_domain_char(c))
-            .map_or(hi, |p| at + 1 + p);
-        while e > at + 1 && matches!(b[e - 1], b'.' | b'-') {
-            e -= 1;
-        }
-        if s == at || e <= at + 1 {
+        if s == at {
             continue;
         }
-        let domain = &text[at + 1..e];
-        // Byte loops over a few dozen bytes: `str::contains` with a string
-        // sets up a two-way searcher first, which costs more than that.
-        let d = domain.as_bytes();
-        if !d.contains(&b'.') || d[0] == b'.' || d.windows(2).any(|w| w == b"..") {
+        // On over domain characters, at most `MAX_DOMAIN`, in one pass
+        // that also notes what the checks below need: the domain ends
+        // after its last byte that is not `.` or `-`; it needs a dot
+        // before that end and no `..`.
+        let hi = b.len().min(at + MAX_DOMAIN + 1);
+        let mut e = at + 1;
+        let mut first_dot = usize::MAX;
+        // (The second dot of the first `..`.)
+        let mut double_dot = usize::MAX;
+        for (k, &c) in b[at + 1..hi].iter().enumerate() {
+            let j = at + 1 + k;
+            if !is_domain_char(c) {
+                break;
+            }
+            if c == b'.' {
+                // (`b[at]` is the `@`, so `b[j - 1]` is in the domain.)
+                if b[j - 1] == b'.' && double_dot == usize::MAX {
+                    double_dot = j;
+                }
+                first_dot = first_dot.min(j);
+            } else if c != b'-' {
+                e = j + 1;
+            }
+        }
+        if e <= at + 1 || first_dot >= e || b[at + 1] == b'.' || double_dot < e {
             continue;
         }
         let local = &text[s..at];
         if local.ends_with('.') && !quoted {
             continue;
         }
-        let mut address = String::with_capacity(local.len() + 1 + domain.len());
-        address.push_str(local);
-        address.push('@');
-        let domain_at = address.len();
-        // The domain is ASCII (`is_domain_char`): lowercase it in place.
-        address.push_str(domain);
-        address[domain_at..].make_ascii_lowercase();
-        if !f(s, address) {
+        let written = Written {
+            text: &text[s..e],
+            at: at - s,
+        };
+        if !f(s, written) {
             return;
         }
     }

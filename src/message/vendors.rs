@@ -351,17 +351,27 @@ pub struct TextRecipient {
 /// Most lines of a bounce text [`recipients`] reads.
 const MAX_LINES: usize = 2000;
 
+/// Lines below a mention that [`recipients`] may add to its text.
+const LINES_BELOW: usize = 8;
+
 /// The first [`MAX_LINES`] lines of `text` as [`scan::lines`] splits them,
 /// and the indexes of those with an `@` (only they can name an address):
-/// one pass over the text finds both, rather than a search per line.
+/// one pass over the text finds both, rather than a search per line. The
+/// lines stop [`LINES_BELOW`] lines below the last `@`: none further is
+/// read, and a text without an `@` is not split at all.
 fn lines_with_at(text: &str) -> (Vec<&str>, Vec<usize>) {
+    let Some(last_at) = memchr::memrchr(b'@', text.as_bytes()) else {
+        return (Vec::new(), Vec::new());
+    };
     // Room for lines of 32 bytes on average (most are longer): one
     // allocation instead of a doubling series that copies them all.
-    let mut lines: Vec<&str> = Vec::with_capacity((text.len() / 32 + 1).min(MAX_LINES));
+    let mut lines: Vec<&str> = Vec::with_capacity((last_at / 32 + 1 + LINES_BELOW).min(MAX_LINES));
     let mut with_at: Vec<usize> = Vec::new();
     let mut start = 0;
+    // Lines taken that start past the last `@`.
+    let mut below = 0;
     for i in memchr::memchr2_iter(b'\n', b'@', text.as_bytes()) {
-        if lines.len() == MAX_LINES {
+        if lines.len() == MAX_LINES || below == LINES_BELOW {
             break;
         }
         if text.as_bytes()[i] == b'@' {
@@ -371,23 +381,94 @@ fn lines_with_at(text: &str) -> (Vec<&str>, Vec<usize>) {
             }
             continue;
         }
+        if start > last_at {
+            below += 1;
+        }
         let line = &text[start..i];
         lines.push(line.strip_suffix('\r').unwrap_or(line));
         start = i + 1;
     }
     // The last line, when the text does not end with a newline, keeps a
     // final `\r` (as in `scan::lines`).
-    if lines.len() < MAX_LINES && start < text.len() {
+    if lines.len() < MAX_LINES && below < LINES_BELOW && start < text.len() {
         lines.push(&text[start..]);
     }
     (lines, with_at)
+}
+
+/// A recipient found so far in a bounce text: its address and the lines
+/// that mention it, kept in place (no list to allocate per recipient).
+struct Found {
+    address: String,
+    at: [usize; MAX_MENTIONS],
+    mentions: usize,
+}
+
+impl Found {
+    /// The lines that mention the recipient, in the order found.
+    fn at(&self) -> &[usize] {
+        &self.at[..self.mentions]
+    }
+}
+
+/// Is `lower` (lowercase) the address `local@domain` lowercased?
+fn is_lower_of_address(lower: &str, local: &str, domain: &str) -> bool {
+    let l = lower.as_bytes();
+    l.len() == local.len() + 1 + domain.len()
+        && l[local.len()] == b'@'
+        && is_lower_of(&l[..local.len()], local)
+        && is_lower_of(&l[local.len() + 1..], domain)
+}
+
+/// Is `lower` (lowercase) `text` lowercased?
+fn is_lower_of(lower: &[u8], text: &str) -> bool {
+    lower.len() == text.len()
+        && lower
+            .iter()
+            .zip(text.bytes())
+            .all(|(&x, y)| x == y.to_ascii_lowercase())
+}
+
+/// Is `text` the address `local@domain`, ignoring ASCII case?
+fn is_address_ci(text: &str, local: &str, domain: &str) -> bool {
+    let t = text.as_bytes();
+    t.len() == local.len() + 1 + domain.len()
+        && t[local.len()] == b'@'
+        && t[..local.len()].eq_ignore_ascii_case(local.as_bytes())
+        && t[local.len() + 1..].eq_ignore_ascii_case(domain.as_bytes())
+}
+
+/// Most lines one recipient's text takes: each of its mentions takes
+/// itself and up to 8 lines below, and a lone mention also the line above.
+const MAX_TAKEN: usize = MAX_MENTIONS * 9 + 1;
+
+/// The lines a recipient's text takes, in order, each once; on the stack
+/// (one recipient's text never takes more than [`MAX_TAKEN`]).
+struct Taken {
+    lines: [usize; MAX_TAKEN],
+    len: usize,
+}
+
+impl Taken {
+    fn as_slice(&self) -> &[usize] {
+        &self.lines[..self.len]
+    }
+
+    /// Takes line `k` unless it is already taken: blocks of two mentions
+    /// may overlap.
+    fn take(&mut self, k: usize) {
+        if !self.as_slice().contains(&k) {
+            self.lines[self.len] = k;
+            self.len += 1;
+        }
+    }
 }
 
 /// Finds failed recipients in the error part of a bounce text. `exclude`
 /// holds addresses (lowercase) that are the sender's, never a recipient.
 pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
     let (lines, with_at) = lines_with_at(error);
-    let mut found: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut found: Vec<Found> = Vec::new();
     for &i in &with_at {
         let line = lines[i];
         let l = line.trim_start();
@@ -397,17 +478,10 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
         {
             continue;
         }
-        // Each address as it is found: no list of them to build first.
-        scan::each_address(line, |_, addr| {
-            // `exclude` holds `addr` lowercased / the local part is a daemon's:
-            // compared without building the lowercase copy.
-            let is_lower_of = |e: &str, a: &str| {
-                e.len() == a.len()
-                    && e.bytes()
-                        .zip(a.bytes())
-                        .all(|(x, y)| x == y.to_ascii_lowercase())
-            };
-            let local = addr.split('@').next().unwrap_or("");
+        // Each address as it is found, as its parts: compared without
+        // building it, built only when it is a new recipient.
+        scan::each_address_part(line, |_, written| {
+            let (local, domain) = (written.local(), written.domain());
             // A line that is only the address and a colon heads a failed
             // recipient's entry (Exim, qmail); it names a recipient even
             // when that address also sent the message (mail to oneself,
@@ -416,10 +490,15 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                 l.trim_end()
                     .strip_suffix(':')
                     .map(|a| a.trim_start_matches('<').trim_end_matches('>'))
-                    .is_some_and(|a| a.eq_ignore_ascii_case(&addr))
+                    .is_some_and(|a| is_address_ci(a, local, domain))
             };
-            if (exclude.iter().any(|e| is_lower_of(e, &addr)) && !heading())
-                || DAEMON_LOCALS.iter().any(|d| is_lower_of(d, local))
+            if (exclude
+                .iter()
+                .any(|e| is_lower_of_address(e, local, domain))
+                && !heading())
+                || DAEMON_LOCALS
+                    .iter()
+                    .any(|d| is_lower_of(d.as_bytes(), local))
             {
                 return true;
             }
@@ -427,36 +506,33 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
             let room = found.len() < MAX_RECIPIENTS;
             match found
                 .iter_mut()
-                .find(|(a, _)| a.eq_ignore_ascii_case(&addr))
+                .find(|f| is_address_ci(&f.address, local, domain))
             {
-                Some((_, at)) if at.len() < MAX_MENTIONS && !at.contains(&i) => at.push(i),
+                Some(f) if f.mentions < MAX_MENTIONS && !f.at().contains(&i) => {
+                    f.at[f.mentions] = i;
+                    f.mentions += 1;
+                }
                 Some(_) => {}
-                None if room => found.push((addr, vec![i])),
+                None if room => found.push(Found {
+                    address: written.to_address(),
+                    at: [i; MAX_MENTIONS],
+                    mentions: 1,
+                }),
                 None => {}
             }
             true
         });
     }
-    let mention_lines: Vec<usize> = found
-        .iter()
-        .flat_map(|(_, at)| at.iter().copied())
-        .collect();
-    // The lines each recipient's text takes, in order; one list for all
-    // of them. A text is every taken line followed by `\n`, so it has as
-    // many lines as the list has entries.
-    let mut taken: Vec<usize> = Vec::new();
+    let mention_lines: Vec<usize> = found.iter().flat_map(|f| f.at()).copied().collect();
     found
         .into_iter()
-        .map(|(address, at)| {
-            taken.clear();
-            // Lines already taken are skipped: blocks of two mentions may
-            // overlap.
-            let take = |taken: &mut Vec<usize>, k: usize| {
-                if !taken.contains(&k) {
-                    taken.push(k);
-                }
+        .map(|f| {
+            let at = f.at();
+            let mut taken = Taken {
+                lines: [0; MAX_TAKEN],
+                len: 0,
             };
-            for &i in &at {
+            for &i in at {
                 // The line just above, in the same paragraph, often carries
                 // the reason (Lotus Notes, some gateways).
                 if i > 0
@@ -464,41 +540,47 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                     && !mention_lines.contains(&(i - 1))
                     && at.len() == 1
                 {
-                    take(&mut taken, i - 1);
+                    taken.take(i - 1);
                 }
-                take(&mut taken, i);
+                taken.take(i);
                 let mut blank_seen = false;
-                for (j, next) in lines.iter().enumerate().skip(i + 1).take(8) {
+                let reply = reply_line(lines[i]);
+                for (j, next) in lines.iter().enumerate().skip(i + 1).take(LINES_BELOW) {
                     if mention_lines.contains(&j) && !at.contains(&j) {
                         break;
                     }
                     // `554 <a@b>... reason` is a whole entry; a next line
                     // with its own reply code (`550 host (smtp)... Host
                     // unknown`) starts the next recipient's entry.
-                    if reply_line(lines[i]) && reply_line(next) {
+                    if reply && reply_line(next) {
                         break;
                     }
                     if next.trim().is_empty() {
                         // One blank line may separate an address from its
                         // reply (Gmail, Exchange); a second ends the block,
                         // and so does one after more than two lines.
-                        if blank_seen || taken.len() > 2 {
+                        if blank_seen || taken.len > 2 {
                             break;
                         }
                         blank_seen = true;
                         continue;
                     }
-                    take(&mut taken, j);
+                    taken.take(j);
                 }
             }
-            // Built at its final size: one allocation.
+            // A text is every taken line followed by `\n`, built at its
+            // final size: one allocation.
+            let taken = taken.as_slice();
             let size = taken.iter().map(|&k| clip(lines[k]).len() + 1).sum();
             let mut text = String::with_capacity(size);
-            for &k in &taken {
+            for &k in taken {
                 text.push_str(clip(lines[k]));
                 text.push('\n');
             }
-            TextRecipient { address, text }
+            TextRecipient {
+                address: f.address,
+                text,
+            }
         })
         .collect()
 }
@@ -540,14 +622,28 @@ mod tests {
     }
 
     #[test]
-    fn lines_with_at_are_scan_lines() {
-        for t in ["", "a@b", "a\r\nb@c\r", "\n@\n\n", "x@y\ry\n\r@z@", "@\n"] {
+    fn lines_with_at_are_scan_lines_to_8_below_the_last_at() {
+        let long = format!("x\n{}a@b\n{}end", "l\n".repeat(3), "m\r\n".repeat(12));
+        for t in [
+            "",
+            "a@b",
+            "a\r\nb@c\r",
+            "\n@\n\n",
+            "x@y\ry\n\r@z@",
+            "@\n",
+            "no at\nhere\n",
+            &long,
+            "a@b\n1\n2\n3\n4\n5\n6\n7\n8",
+            "a@b\n1\n2\n3\n4\n5\n6\n7\n8\n9",
+        ] {
             let (lines, with_at) = lines_with_at(t);
-            assert_eq!(lines, scan::lines(t).collect::<Vec<_>>(), "{t:?}");
-            let want: Vec<usize> = (0..lines.len())
-                .filter(|&i| lines[i].contains('@'))
-                .collect();
+            let all: Vec<&str> = scan::lines(t).collect();
+            let want: Vec<usize> = (0..all.len()).filter(|&i| all[i].contains('@')).collect();
             assert_eq!(with_at, want, "{t:?}");
+            let len = want
+                .last()
+                .map_or(0, |&k| (k + 1 + LINES_BELOW).min(all.len()));
+            assert_eq!(lines, all[..len], "{t:?}");
         }
         let many = "a@b\n".repeat(MAX_LINES + 5);
         let (lines, with_at) = lines_with_at(&many);

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{After, Config, Site};
 use crate::exit::{Exit, ExitCode};
-use crate::mailbox::local::{LocalMessage, Source};
+use crate::mailbox::local::Source;
 use crate::mailbox::{
     self, BATCH_BYTES, BATCH_MESSAGES, FIRST_BATCH_MESSAGES as FIRST_BATCH, Mailbox, MessageRef,
 };
@@ -212,6 +212,31 @@ struct Planned {
     listed: u64,
 }
 
+/// A batch of local messages, read one after another into one buffer.
+#[derive(Default)]
+struct LocalBatch {
+    uids: Vec<Option<String>>,
+    bytes: Vec<u8>,
+    /// Where each message ends in `bytes` (it starts where the one before
+    /// ends).
+    ends: Vec<usize>,
+}
+
+impl LocalBatch {
+    /// Each message's bytes, in order.
+    fn messages(&self) -> Vec<&[u8]> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let m = &self.bytes[start..end];
+                start = end;
+                m
+            })
+            .collect()
+    }
+}
+
 /// A message fetched and classified, waiting for its batch to commit.
 struct Pending {
     uid: Option<String>,
@@ -244,10 +269,14 @@ impl<'a> Run<'a> {
         let name = source.name().to_string();
         // A small first batch: the workers start on it while the main
         // thread reads the next, instead of idling through 1,000 reads.
-        let mut next = self.read_batch(&name, &mut source, FIRST_BATCH);
+        let mut next = self.read_batch(&name, &mut source, FIRST_BATCH, Vec::new());
         let mut waiting: Option<Vec<Pending>> = None;
-        while !next.1.is_empty() {
-            let (uids, raws) = std::mem::take(&mut next);
+        // The buffer of the batch before last, for the next batch to read
+        // into (two batches are held at a time: one classified, one read).
+        let mut spare = Vec::new();
+        while !next.uids.is_empty() {
+            let batch = std::mem::take(&mut next);
+            let raws = batch.messages();
             // Record the previous batch and read the next while this one is
             // classified.
             let recording = self.store.is_some();
@@ -258,12 +287,17 @@ impl<'a> Run<'a> {
                         self.flush_local(site)?;
                     }
                 }
-                next = self.read_batch(&name, &mut source, BATCH_MESSAGES);
+                let buf = std::mem::take(&mut spare);
+                next = self.read_batch(&name, &mut source, BATCH_MESSAGES, buf);
                 Ok::<(), crate::store::Error>(())
             });
             committed?;
             drop(raws);
-            waiting = Some(assemble(uids, verdicts, None));
+            // Kept unless one huge message made it far larger than a batch.
+            if batch.bytes.capacity() <= 2 * BATCH_BYTES as usize {
+                spare = batch.bytes;
+            }
+            waiting = Some(assemble(batch.uids, verdicts, None));
         }
         if let Some(batch) = waiting {
             self.record_batch(site, &name, batch, None)?;
@@ -272,23 +306,31 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Reads the next batch of a local source (empty at its end); files
-    /// that cannot be read are reported here.
+    /// Reads the next batch of a local source (empty at its end) into
+    /// `buf` (emptied first); files that cannot be read are reported here.
     fn read_batch(
         &mut self,
         name: &str,
         source: &mut Source,
         limit: usize,
-    ) -> (Vec<Option<String>>, Vec<Vec<u8>>) {
-        let (mut uids, mut raws) = (Vec::new(), Vec::new());
-        let mut bytes = 0u64;
-        while raws.len() < limit && bytes < BATCH_BYTES {
-            match source.next() {
+        mut buf: Vec<u8>,
+    ) -> LocalBatch {
+        buf.clear();
+        // A batch's worth at once: grown a file at a time, the buffer
+        // would be copied and its new pages faulted in at every doubling.
+        // (Untouched pages of a small source's buffer cost nothing.)
+        buf.reserve(BATCH_BYTES as usize);
+        let mut batch = LocalBatch {
+            uids: Vec::new(),
+            bytes: buf,
+            ends: Vec::new(),
+        };
+        while batch.uids.len() < limit && (batch.bytes.len() as u64) < BATCH_BYTES {
+            match source.next_into(&mut batch.bytes) {
                 None => break,
-                Some(Ok(LocalMessage { uid, bytes: raw })) => {
-                    bytes += raw.len() as u64;
-                    uids.push(uid);
-                    raws.push(raw);
+                Some(Ok(uid)) => {
+                    batch.uids.push(uid);
+                    batch.ends.push(batch.bytes.len());
                 }
                 Some(Err(e)) => {
                     self.observer.problem(&e.to_string());
@@ -299,7 +341,7 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        (uids, raws)
+        batch
     }
 
     fn server(&mut self, site: &Site, settings: &crate::config::Mailbox) -> Result<(), SiteError> {
@@ -670,9 +712,9 @@ fn batches(refs: &[MessageRef]) -> Vec<std::ops::Range<usize>> {
 /// and classifies a batch on worker threads (the classifier is pure, so
 /// messages are independent), keeping order, while `meanwhile` runs on
 /// this thread.
-fn classify_while<T>(
+fn classify_while<R: AsRef<[u8]> + Sync, T>(
     site: &Site,
-    raws: &[Vec<u8>],
+    raws: &[R],
     fingerprint: bool,
     meanwhile: impl FnOnce() -> T,
 ) -> (Vec<(Fingerprint, Classification)>, T) {
@@ -685,7 +727,8 @@ fn classify_while<T>(
     let opts = message::Options {
         verp: site.verp.clone(),
     };
-    let one = |raw: &Vec<u8>| {
+    let one = |raw: &R| {
+        let raw = raw.as_ref();
         let fp = if fingerprint {
             Fingerprint::of(raw)
         } else {
@@ -693,10 +736,11 @@ fn classify_while<T>(
         };
         (fp, message::classify(raw, &opts))
     };
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8)
-        .min(raws.len().div_ceil(STEP));
+    // Asked once per run: on Linux each answer reads the cgroup's CPU
+    // quota files (three opens, reads and closes) as well.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workers = cores.min(8).min(raws.len().div_ceil(STEP));
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
