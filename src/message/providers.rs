@@ -521,7 +521,7 @@ pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipien
         if matches!(r.reason, Reason::Vacation | Reason::Feedback) {
             continue;
         }
-        let diag = normalize(r.diagnostic.as_deref().unwrap_or(""));
+        let diag = normalize_collapsed(r.diagnostic.as_deref().unwrap_or(""));
         let by_format = formats.iter().find_map(|f| {
             f.reasons
                 .iter()
@@ -572,6 +572,29 @@ fn formats_of(headers: &Headers, context: &str) -> Vec<&'static Format> {
         .map(|(f, _)| f)
         .collect()
 }
+
+/// [`normalize`] for a diagnostic as recipients report it, its words
+/// already joined by single spaces: then only the case is left to fold,
+/// which `to_ascii_lowercase` does a word of bytes at a time. Any other
+/// text (not ASCII, other whitespace, a space at an end or after a space)
+/// goes through [`normalize`].
+fn normalize_collapsed(diag: &str) -> String {
+    let b = diag.as_bytes();
+    let collapsed = diag.is_ascii()
+        && b.first() != Some(&b' ')
+        && b.last() != Some(&b' ')
+        && memchr::memchr3(b'\n', b'\r', b'\t', b).is_none()
+        && memchr::memchr(0x0c, b).is_none()
+        && DOUBLE_SPACE.find(b).is_none();
+    if collapsed {
+        diag.to_ascii_lowercase()
+    } else {
+        normalize(diag)
+    }
+}
+
+/// Finds two spaces; built once.
+static DOUBLE_SPACE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("  "));
 
 /// A [`Format`] phrase: `^` at the start anchors it to the start of the
 /// diagnostic.
@@ -634,6 +657,26 @@ mod tests {
     fn format_fields_are_all_listed() {
         for f in FORMATS {
             assert!(is_format_field(f.header.0), "{}", f.header.0);
+        }
+    }
+
+    #[test]
+    fn normalize_collapsed_is_normalize() {
+        for d in [
+            "",
+            " ",
+            "550 5.1.1 User Unknown",
+            " a",
+            "a ",
+            "a  b",
+            "a\tb",
+            "a\r\nb",
+            "a\u{b}b",
+            "a\u{c}b",
+            "Boîte PLEINE",
+            "a\u{a0}B",
+        ] {
+            assert_eq!(normalize_collapsed(d), normalize(d), "{d:?}");
         }
     }
 
