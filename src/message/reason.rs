@@ -140,16 +140,32 @@ fn fold_ascii(b: u8) -> u8 {
 /// `char::to_lowercase`. No lowercase contains a space, so collapsing
 /// spaces afterwards is safe.
 fn fold_unicode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(text.len() + text.len() / 8);
     let mut buf = [0u8; 4];
-    for (i, c) in text.char_indices() {
-        if c.is_ascii() {
-            let b = c as u8;
-            out.push(if b == 0x0b { b' ' } else { fold_ascii(b) });
-        } else if is_caseless(c) {
+    let mut i = 0;
+    while i < bytes.len() {
+        // The ASCII bytes up to the next other character, folded together
+        // (most of a mixed text's bytes: markup, addresses, spaces).
+        let rest = &bytes[i..];
+        let run = rest
+            .iter()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(rest.len());
+        out.extend(
+            rest[..run]
+                .iter()
+                .map(|&b| if b == 0x0b { b' ' } else { fold_ascii(b) }),
+        );
+        i += run;
+        let Some(c) = text[i..].chars().next() else {
+            break;
+        };
+        let len = c.len_utf8();
+        if is_caseless(c) {
             // Its own bytes, without a search of the lowercase table
             // (pushed one by one: two or three, fewer than a copy's call).
-            for &b in &text.as_bytes()[i..i + c.len_utf8()] {
+            for &b in &bytes[i..i + len] {
                 out.push(b);
             }
         } else if c.is_whitespace() {
@@ -159,6 +175,7 @@ fn fold_unicode(text: &str) -> Vec<u8> {
                 out.extend_from_slice(l.encode_utf8(&mut buf).as_bytes());
             }
         }
+        i += len;
     }
     out
 }
@@ -395,7 +412,8 @@ mod tests {
     fn normalize_agrees_with_the_char_by_char_definition() {
         let pieces = [
             " ", "\t", "\r\n", "\u{b}", "\u{c}", "\u{a0}", "\u{85}", "\u{3000}", "\u{2028}", "A",
-            "z", "É", "\u{130}", "Σ", "日本", "5.1.1", "<", "\u{1c}", "ǅ", "@", "[", "`",
+            "z", "É", "\u{130}", "Σ", "日本", "5.1.1", "<", "\u{1c}", "ǅ", "@", "[", "`", "Ж", "ж",
+            "א",
         ];
         // Every string of up to three pieces.
         let mut texts = vec![String::new()];
