@@ -163,11 +163,16 @@ fn fold_unicode(text: &str) -> Vec<u8> {
         };
         let len = c.len_utf8();
         if is_caseless(c) {
-            // Its own bytes, without a search of the lowercase table
-            // (pushed one by one: two or three, fewer than a copy's call).
-            for &b in &bytes[i..i + len] {
-                out.push(b);
+            // Its own bytes, and those of the caseless characters after it
+            // (a word of Arabic or Japanese), copied without a search of
+            // the lowercase table.
+            let mut end = i + len;
+            while let Some(next) = text[end..].chars().next().filter(|&n| is_caseless(n)) {
+                end += next.len_utf8();
             }
+            out.extend_from_slice(&bytes[i..end]);
+            i = end;
+            continue;
         } else if c.is_whitespace() {
             out.push(b' ');
         } else {
