@@ -510,13 +510,7 @@ pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipien
     if recipients.is_empty() {
         return;
     }
-    let formats: Vec<&Format> = FORMATS
-        .iter()
-        .filter(|f| {
-            let (name, frag) = f.header;
-            headers.get_all(name).any(|v| scan::contains_ci(v, frag)) && context.contains(f.dsn)
-        })
-        .collect();
+    let formats = formats_of(headers, context);
     // Which providers the text around the recipients names: once per
     // message, not per recipient.
     let named: Vec<bool> = RHOST_FINDERS
@@ -527,7 +521,7 @@ pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipien
         if matches!(r.reason, Reason::Vacation | Reason::Feedback) {
             continue;
         }
-        let diag = normalize(r.diagnostic.as_deref().unwrap_or(""));
+        let diag = normalize_collapsed(r.diagnostic.as_deref().unwrap_or(""));
         let by_format = formats.iter().find_map(|f| {
             f.reasons
                 .iter()
@@ -546,6 +540,61 @@ pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipien
         set_reason(r, reason);
     }
 }
+
+/// Is `name` one of the header fields [`FORMATS`] look at? Spelled out
+/// so that a field is told apart by its length and a compare or two.
+fn is_format_field(name: &str) -> bool {
+    matches!(
+        name,
+        "x-nai-header" | "x-msg-ref" | "x-mailer" | "subject" | "x-zohomail" | "x-ses-outgoing"
+    )
+}
+
+/// The [`FORMATS`] a bounce's headers and delivery-status text show, in
+/// table order. One walk over the header fields (not one per format); a
+/// format is shown when any value of its field contains its fragment.
+fn formats_of(headers: &Headers, context: &str) -> Vec<&'static Format> {
+    let mut shown = [false; FORMATS.len()];
+    for (name, value) in headers.iter() {
+        if !is_format_field(name) {
+            continue;
+        }
+        for (f, shown) in FORMATS.iter().zip(&mut shown) {
+            if !*shown && f.header.0 == name && scan::contains_ci(value, f.header.1) {
+                *shown = true;
+            }
+        }
+    }
+    FORMATS
+        .iter()
+        .zip(shown)
+        .filter(|&(f, shown)| shown && context.contains(f.dsn))
+        .map(|(f, _)| f)
+        .collect()
+}
+
+/// [`normalize`] for a diagnostic as recipients report it, its words
+/// already joined by single spaces: then only the case is left to fold,
+/// which `to_ascii_lowercase` does a word of bytes at a time. Any other
+/// text (not ASCII, other whitespace, a space at an end or after a space)
+/// goes through [`normalize`].
+fn normalize_collapsed(diag: &str) -> String {
+    let b = diag.as_bytes();
+    let collapsed = diag.is_ascii()
+        && b.first() != Some(&b' ')
+        && b.last() != Some(&b' ')
+        && memchr::memchr3(b'\n', b'\r', b'\t', b).is_none()
+        && memchr::memchr(0x0c, b).is_none()
+        && DOUBLE_SPACE.find(b).is_none();
+    if collapsed {
+        diag.to_ascii_lowercase()
+    } else {
+        normalize(diag)
+    }
+}
+
+/// Finds two spaces; built once.
+static DOUBLE_SPACE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("  "));
 
 /// A [`Format`] phrase: `^` at the start anchors it to the start of the
 /// diagnostic.
@@ -602,6 +651,33 @@ mod tests {
         assert_eq!(cox_code("rejected aup#cxbl"), Some(Reason::Blocked));
         assert_eq!(cox_code("aup#ipbl1010"), Some(Reason::Blocked));
         assert_eq!(cox_code("aup#"), None);
+    }
+
+    #[test]
+    fn format_fields_are_all_listed() {
+        for f in FORMATS {
+            assert!(is_format_field(f.header.0), "{}", f.header.0);
+        }
+    }
+
+    #[test]
+    fn normalize_collapsed_is_normalize() {
+        for d in [
+            "",
+            " ",
+            "550 5.1.1 User Unknown",
+            " a",
+            "a ",
+            "a  b",
+            "a\tb",
+            "a\r\nb",
+            "a\u{b}b",
+            "a\u{c}b",
+            "Boîte PLEINE",
+            "a\u{a0}B",
+        ] {
+            assert_eq!(normalize_collapsed(d), normalize(d), "{d:?}");
+        }
     }
 
     #[test]

@@ -140,12 +140,39 @@ fn fold_ascii(b: u8) -> u8 {
 /// `char::to_lowercase`. No lowercase contains a space, so collapsing
 /// spaces afterwards is safe.
 fn fold_unicode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(text.len() + text.len() / 8);
     let mut buf = [0u8; 4];
-    for c in text.chars() {
-        if c.is_ascii() {
-            let b = c as u8;
-            out.push(if b == 0x0b { b' ' } else { fold_ascii(b) });
+    let mut i = 0;
+    while i < bytes.len() {
+        // The ASCII bytes up to the next other character, folded together
+        // (most of a mixed text's bytes: markup, addresses, spaces).
+        let rest = &bytes[i..];
+        let run = rest
+            .iter()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(rest.len());
+        out.extend(
+            rest[..run]
+                .iter()
+                .map(|&b| if b == 0x0b { b' ' } else { fold_ascii(b) }),
+        );
+        i += run;
+        let Some(c) = text[i..].chars().next() else {
+            break;
+        };
+        let len = c.len_utf8();
+        if is_caseless(c) {
+            // Its own bytes, and those of the caseless characters after it
+            // (a word of Arabic or Japanese), copied without a search of
+            // the lowercase table.
+            let mut end = i + len;
+            while let Some(next) = text[end..].chars().next().filter(|&n| is_caseless(n)) {
+                end += next.len_utf8();
+            }
+            out.extend_from_slice(&bytes[i..end]);
+            i = end;
+            continue;
         } else if c.is_whitespace() {
             out.push(b' ');
         } else {
@@ -153,8 +180,30 @@ fn fold_unicode(text: &str) -> Vec<u8> {
                 out.extend_from_slice(l.encode_utf8(&mut buf).as_bytes());
             }
         }
+        i += len;
     }
     out
+}
+
+/// Is `c` in a range of characters that are their own lowercase and not
+/// whitespace? Latin-1's symbols and small letters, Greek and Cyrillic
+/// small letters, the scripts from Hebrew to Tibetan (Arabic, Persian,
+/// Indic: no case), and the CJK, kana and Hangul blocks: most characters
+/// of non-ASCII bounce text, told without `char::to_lowercase`'s binary
+/// search. (A test checks every character of these ranges.)
+fn is_caseless(c: char) -> bool {
+    matches!(
+        c,
+        '\u{a1}'..='\u{bf}'
+            | '\u{d7}'
+            | '\u{df}'..='\u{ff}'
+            | '\u{3ac}'..='\u{3ce}'
+            | '\u{430}'..='\u{45f}'
+            | '\u{590}'..='\u{fff}'
+            | '\u{3001}'..='\u{9fff}'
+            | '\u{ac00}'..='\u{d7a3}'
+            | '\u{ff61}'..='\u{ff9f}'
+    )
 }
 
 /// The reason for one recipient.
@@ -368,7 +417,8 @@ mod tests {
     fn normalize_agrees_with_the_char_by_char_definition() {
         let pieces = [
             " ", "\t", "\r\n", "\u{b}", "\u{c}", "\u{a0}", "\u{85}", "\u{3000}", "\u{2028}", "A",
-            "z", "É", "\u{130}", "Σ", "日本", "5.1.1", "<", "\u{1c}", "ǅ", "@", "[", "`",
+            "z", "É", "\u{130}", "Σ", "日本", "5.1.1", "<", "\u{1c}", "ǅ", "@", "[", "`", "Ж", "ж",
+            "א",
         ];
         // Every string of up to three pieces.
         let mut texts = vec![String::new()];
@@ -383,6 +433,16 @@ mod tests {
         }
         for t in &texts {
             assert_eq!(normalize(t), normalize_by_chars(t), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn caseless_characters_are_their_own_lowercase() {
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            if is_caseless(c) {
+                assert!(!c.is_whitespace(), "{c:?}");
+                assert!(c.to_lowercase().eq([c]), "{c:?}");
+            }
         }
     }
 
