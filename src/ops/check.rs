@@ -267,9 +267,14 @@ impl<'a> Run<'a> {
 
     fn local(&mut self, site: &Site, mut source: Source) -> Result<(), super::Error> {
         let name = source.name().to_string();
-        // A small first batch: the workers start on it while the main
-        // thread reads the next, instead of idling through 1,000 reads.
-        let mut next = self.read_batch(&name, &mut source, FIRST_BATCH, Vec::new());
+        // A small first batch, and each batch at most twice the one before
+        // up to the full size: the workers start after a few reads, and
+        // the main thread reads the next batch in about the time the
+        // workers take to classify this one (a read costs about half of a
+        // classification on each of two workers), so neither side idles
+        // through a thousand reads of the other.
+        let mut limit = FIRST_BATCH;
+        let mut next = self.read_batch(&name, &mut source, limit, Vec::new());
         let mut waiting: Option<Vec<Pending>> = None;
         // The buffer of the batch before last, for the next batch to read
         // into (two batches are held at a time: one classified, one read).
@@ -288,7 +293,8 @@ impl<'a> Run<'a> {
                     }
                 }
                 let buf = std::mem::take(&mut spare);
-                next = self.read_batch(&name, &mut source, BATCH_MESSAGES, buf);
+                limit = (2 * limit).min(BATCH_MESSAGES);
+                next = self.read_batch(&name, &mut source, limit, buf);
                 Ok::<(), crate::store::Error>(())
             });
             committed?;
