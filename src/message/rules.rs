@@ -1021,6 +1021,9 @@ struct Compiled {
     patterns: Vec<Pattern>,
     /// piece id -> the patterns that look for it
     by_piece: Vec<Vec<usize>>,
+    /// The patterns with a gap, at most 128 (a scan notes those it may
+    /// have to check as bits of a `u128`).
+    gapped: Vec<usize>,
     pieces: usize,
 }
 
@@ -1031,8 +1034,8 @@ struct Pattern {
     reason: Reason,
     phrase: &'static str,
     /// Has a `*` gap: the pieces only say it may match, [`phrase_matches`]
-    /// decides.
-    gapped: bool,
+    /// decides. Then its place in [`Compiled::gapped`].
+    gapped: Option<u8>,
     /// The pieces looked for (ids in the [`PieceIndex`]): all of them, or
     /// of a gapped phrase only those of [`LONG`] bytes when there are
     /// some. (A short piece such as `"<"` or `"no "` occurs in most
@@ -1051,6 +1054,7 @@ impl Compiled {
     fn new(tables: Tables<'_>) -> Compiled {
         let mut pieces: Vec<&'static str> = Vec::new();
         let mut patterns = Vec::new();
+        let mut gapped_list = Vec::new();
         for &(table, list) in tables {
             for (reason, list) in list {
                 for phrase in *list {
@@ -1069,6 +1073,12 @@ impl Compiled {
                             }
                         })
                         .collect();
+                    let gapped = gapped.then(|| {
+                        let slot = gapped_list.len();
+                        assert!(slot < 128, "more gapped phrases than a u128 has bits");
+                        gapped_list.push(patterns.len());
+                        slot as u8
+                    });
                     patterns.push(Pattern {
                         table,
                         reason: *reason,
@@ -1090,6 +1100,7 @@ impl Compiled {
             patterns,
             pieces: pieces.len(),
             by_piece,
+            gapped: gapped_list,
         }
     }
 }
@@ -1306,19 +1317,22 @@ fn scan_with(c: &Compiled, text: &str) -> Hits {
             &mut on_heap
         }
     };
-    let mut gapped: Vec<usize> = Vec::new();
+    // The gapped patterns a found piece points at, as bits by their place
+    // in `c.gapped` (a set on the stack, not a list to allocate).
+    let mut gapped: u128 = 0;
     c.index.find_all(text.as_bytes(), found, |piece| {
         for &i in &c.by_piece[piece] {
             let p = &c.patterns[i];
-            if !p.gapped {
-                hits.set(p.table, p.reason);
-            } else if !gapped.contains(&i) {
-                gapped.push(i);
+            match p.gapped {
+                None => hits.set(p.table, p.reason),
+                Some(slot) => gapped |= 1 << slot,
             }
         }
     });
-    for i in gapped {
-        let p = &c.patterns[i];
+    while gapped != 0 {
+        let slot = gapped.trailing_zeros() as usize;
+        gapped &= gapped - 1;
+        let p = &c.patterns[c.gapped[slot]];
         if p.ids.iter().all(|&id| found[id]) && phrase_matches(text, p.phrase) {
             hits.set(p.table, p.reason);
         }
