@@ -398,16 +398,27 @@ fn lines_with_at(text: &str) -> (Vec<&str>, Vec<usize>) {
 
 /// A recipient found so far in a bounce text: its address and the lines
 /// that mention it, kept in place (no list to allocate per recipient).
+///
+/// Line numbers are `u32` (there are at most [`MAX_LINES`]) so that a
+/// `Found` is the size of a [`TextRecipient`]: the list of them then
+/// becomes the returned list in place, without a `realloc` to fit.
 struct Found {
     address: String,
-    at: [usize; MAX_MENTIONS],
-    mentions: usize,
+    at: [u32; MAX_MENTIONS],
+    mentions: u32,
 }
+
+const _: () = assert!(std::mem::size_of::<Found>() == std::mem::size_of::<TextRecipient>());
 
 impl Found {
     /// The lines that mention the recipient, in the order found.
-    fn at(&self) -> &[usize] {
-        &self.at[..self.mentions]
+    fn at(&self) -> &[u32] {
+        &self.at[..self.mentions as usize]
+    }
+
+    /// Does one of the recipient's mentions sit on line `i`?
+    fn mentioned_on(&self, i: usize) -> bool {
+        self.at().iter().any(|&k| k as usize == i)
     }
 }
 
@@ -470,6 +481,8 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
     let (lines, with_at) = lines_with_at(error);
     let mut found: Vec<Found> = Vec::new();
     for &i in &with_at {
+        // (`lines` holds at most MAX_LINES.)
+        let line_no = i as u32;
         let line = lines[i];
         let l = line.trim_start();
         if SKIP_LINE_PREFIXES.iter().any(|p| starts_with_ci(l, p))
@@ -508,14 +521,14 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                 .iter_mut()
                 .find(|f| is_address_ci(&f.address, local, domain))
             {
-                Some(f) if f.mentions < MAX_MENTIONS && !f.at().contains(&i) => {
-                    f.at[f.mentions] = i;
+                Some(f) if (f.mentions as usize) < MAX_MENTIONS && !f.mentioned_on(i) => {
+                    f.at[f.mentions as usize] = line_no;
                     f.mentions += 1;
                 }
                 Some(_) => {}
                 None if room => found.push(Found {
                     address: written.to_address(),
-                    at: [i; MAX_MENTIONS],
+                    at: [line_no; MAX_MENTIONS],
                     mentions: 1,
                 }),
                 None => {}
@@ -523,7 +536,13 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
             true
         });
     }
-    let mention_lines: Vec<usize> = found.iter().flat_map(|f| f.at()).copied().collect();
+    // The lines that mention a recipient, as bits by line number (there
+    // are at most MAX_LINES): on the stack, not a list to allocate.
+    let mut mentioned = [0u64; MAX_LINES.div_ceil(64)];
+    for &k in found.iter().flat_map(Found::at) {
+        mentioned[k as usize / 64] |= 1 << (k % 64);
+    }
+    let mention_line = |j: usize| mentioned[j / 64] & (1 << (j % 64)) != 0;
     found
         .into_iter()
         .map(|f| {
@@ -533,12 +552,10 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                 len: 0,
             };
             for &i in at {
+                let i = i as usize;
                 // The line just above, in the same paragraph, often carries
                 // the reason (Lotus Notes, some gateways).
-                if i > 0
-                    && !lines[i - 1].trim().is_empty()
-                    && !mention_lines.contains(&(i - 1))
-                    && at.len() == 1
+                if i > 0 && !lines[i - 1].trim().is_empty() && !mention_line(i - 1) && at.len() == 1
                 {
                     taken.take(i - 1);
                 }
@@ -546,7 +563,7 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                 let mut blank_seen = false;
                 let reply = reply_line(lines[i]);
                 for (j, next) in lines.iter().enumerate().skip(i + 1).take(LINES_BELOW) {
-                    if mention_lines.contains(&j) && !at.contains(&j) {
+                    if mention_line(j) && !f.mentioned_on(j) {
                         break;
                     }
                     // `554 <a@b>... reason` is a whole entry; a next line
