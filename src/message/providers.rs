@@ -512,11 +512,11 @@ pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipien
     }
     let formats = formats_of(headers, context);
     // Which providers the text around the recipients names: once per
-    // message, not per recipient.
-    let named: Vec<bool> = RHOST_FINDERS
-        .iter()
-        .map(|hosts| hosts.iter().any(|h| h.find(context.as_bytes()).is_some()))
-        .collect();
+    // message, not per recipient (an array on the stack, not a list).
+    let mut named = [false; RHOSTS.len()];
+    for (named, hosts) in named.iter_mut().zip(RHOST_FINDERS.iter()) {
+        *named = hosts.iter().any(|h| h.find(context.as_bytes()).is_some());
+    }
     for r in recipients.iter_mut() {
         if matches!(r.reason, Reason::Vacation | Reason::Feedback) {
             continue;
