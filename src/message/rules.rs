@@ -1239,28 +1239,45 @@ impl PieceIndex {
                 new(*id);
             }
         }
-        let mut at = 0;
+        let mut next = 0;
+        while let Some((at, h)) = self.next_occupied(text, next) {
+            let here = word(text, at);
+            let (from, to) = (self.starts[h] as usize, self.starts[h + 1] as usize);
+            for e in &self.entries[from..to] {
+                // Eight bytes decide most entries; then the whole piece.
+                if here & e.mask != e.word || found[e.id] {
+                    continue;
+                }
+                let Some(start) = at.checked_sub(e.offset) else {
+                    continue;
+                };
+                if text[start..].starts_with(e.piece) {
+                    found[e.id] = true;
+                    new(e.id);
+                }
+            }
+            next = at + STRIDE;
+        }
+    }
+
+    /// The first position read from `at` on (a multiple of [`STRIDE`])
+    /// whose bucket lists a piece, and that bucket. Most positions are
+    /// passed over here, in a loop of its own that keeps what it needs in
+    /// registers (inside the whole search it reloaded them from the stack
+    /// at every position).
+    #[inline(never)]
+    fn next_occupied(&self, text: &[u8], mut at: usize) -> Option<(usize, usize)> {
+        // (As an array, a bucket's word is read without a bounds check;
+        // `new` makes it exactly this long.)
+        let occupied: &[u64; (1 << BUCKET_BITS) / 64] = self.occupied.as_slice().try_into().ok()?;
         while let Some(k) = key(text, at) {
             let h = bucket(k);
-            if self.occupied[h / 64] & (1 << (h % 64)) != 0 {
-                let here = word(text, at);
-                let (from, to) = (self.starts[h] as usize, self.starts[h + 1] as usize);
-                for e in &self.entries[from..to] {
-                    // Eight bytes decide most entries; then the whole piece.
-                    if here & e.mask != e.word || found[e.id] {
-                        continue;
-                    }
-                    let Some(start) = at.checked_sub(e.offset) else {
-                        continue;
-                    };
-                    if text[start..].starts_with(e.piece) {
-                        found[e.id] = true;
-                        new(e.id);
-                    }
-                }
+            if occupied[h / 64] & (1 << (h % 64)) != 0 {
+                return Some((at, h));
             }
             at += STRIDE;
         }
+        None
     }
 }
 
