@@ -21,14 +21,10 @@ const FIELDS: &[&str] = &[
 /// The lowercase name of a field [`parse`] reads; "" for any other.
 fn known(name: &str) -> &'static str {
     // (The names are lowercase: only `name` needs lowercasing.)
-    let is = |f: &&str| {
-        f.len() == name.len()
-            && name
-                .bytes()
-                .zip(f.bytes())
-                .all(|(b, f)| b.to_ascii_lowercase() == f)
-    };
-    FIELDS.iter().find(|f| is(f)).map_or("", |f| f)
+    FIELDS
+        .iter()
+        .find(|f| scan::is_lowercase_of(f.as_bytes(), name.as_bytes()))
+        .map_or("", |f| f)
 }
 
 /// One recipient group of a DSN.

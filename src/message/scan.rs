@@ -37,6 +37,18 @@ pub fn contains_ci(text: &str, needle: &str) -> bool {
 const MAX_LOCAL: usize = 64;
 const MAX_DOMAIN: usize = 255;
 
+/// Is `lower` (lowercase ASCII) what `text` is, ASCII-lowercased? Byte by
+/// byte: most texts compared differ at the first byte, where a
+/// whole-slice comparison would first set itself up.
+#[inline]
+pub(super) fn is_lowercase_of(lower: &[u8], text: &[u8]) -> bool {
+    lower.len() == text.len()
+        && lower
+            .iter()
+            .zip(text)
+            .all(|(&l, &t)| l == t.to_ascii_lowercase())
+}
+
 /// Bit 0: may be in an unquoted local part; bit 1: may be in a domain.
 const CHAR_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];

@@ -303,13 +303,9 @@ pub(super) fn prepare() {
 
 /// Does `line` start with `prefix` (lowercase ASCII), ignoring case?
 fn starts_with_ci(line: &str, prefix: &str) -> bool {
-    // Byte by byte: most lines differ from most prefixes at the first byte,
-    // where a whole-slice comparison would first set itself up.
-    line.len() >= prefix.len()
-        && line
-            .bytes()
-            .zip(prefix.bytes())
-            .all(|(a, b)| a.to_ascii_lowercase() == b)
+    line.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|start| scan::is_lowercase_of(prefix.as_bytes(), start))
 }
 
 /// Does `line` start with an SMTP reply code and a space (`550 ...`)?
@@ -427,17 +423,8 @@ fn is_lower_of_address(lower: &str, local: &str, domain: &str) -> bool {
     let l = lower.as_bytes();
     l.len() == local.len() + 1 + domain.len()
         && l[local.len()] == b'@'
-        && is_lower_of(&l[..local.len()], local)
-        && is_lower_of(&l[local.len() + 1..], domain)
-}
-
-/// Is `lower` (lowercase) `text` lowercased?
-fn is_lower_of(lower: &[u8], text: &str) -> bool {
-    lower.len() == text.len()
-        && lower
-            .iter()
-            .zip(text.bytes())
-            .all(|(&x, y)| x == y.to_ascii_lowercase())
+        && scan::is_lowercase_of(&l[..local.len()], local.as_bytes())
+        && scan::is_lowercase_of(&l[local.len() + 1..], domain.as_bytes())
 }
 
 /// Is `text` the address `local@domain`, ignoring ASCII case?
@@ -511,7 +498,7 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                 && !heading())
                 || DAEMON_LOCALS
                     .iter()
-                    .any(|d| is_lower_of(d.as_bytes(), local))
+                    .any(|d| scan::is_lowercase_of(d.as_bytes(), local.as_bytes()))
             {
                 return true;
             }
