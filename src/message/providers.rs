@@ -18,7 +18,7 @@ use std::sync::LazyLock;
 use memchr::memmem::Finder;
 
 use super::mime::Headers;
-use super::reason::normalize;
+use super::reason::{DOUBLE_SPACE, normalize};
 use super::rules::{phrase_matches, status_reason};
 use super::{Reason, Recipient, scan};
 
@@ -592,9 +592,6 @@ fn normalize_collapsed(diag: &str) -> String {
         normalize(diag)
     }
 }
-
-/// Finds two spaces; built once.
-static DOUBLE_SPACE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("  "));
 
 /// A [`Format`] phrase: `^` at the start anchors it to the start of the
 /// diagnostic.

@@ -103,7 +103,7 @@ pub fn normalize(text: &str) -> String {
 }
 
 /// Finds two spaces; built once (building costs more than most searches).
-static DOUBLE_SPACE: LazyLock<memchr::memmem::Finder<'static>> =
+pub(super) static DOUBLE_SPACE: LazyLock<memchr::memmem::Finder<'static>> =
     LazyLock::new(|| memchr::memmem::Finder::new(b"  "));
 
 /// Keeps one space of each run of spaces, moving the text between runs
