@@ -347,17 +347,7 @@ mod tests {
             });
         }
         reports[0].recipients.push(bare);
-        for (i, a) in [
-            Action::DryRun,
-            Action::Recorded,
-            Action::Deleted,
-            Action::Moved,
-            Action::AlreadySeen,
-            Action::Error,
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (i, a) in Action::ALL.into_iter().enumerate() {
             reports[i].action_taken = a;
         }
         let codes = [0, 9, 10, 99, 100, 550, 9999, 10000, u16::MAX];

@@ -30,6 +30,16 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in declaration order.
+    pub const ALL: [Action; 6] = [
+        Action::DryRun,
+        Action::Recorded,
+        Action::Deleted,
+        Action::Moved,
+        Action::AlreadySeen,
+        Action::Error,
+    ];
+
     /// The name used in JSON (`action_taken`) and in text lines.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -223,14 +233,7 @@ mod tests {
 
     #[test]
     fn action_text_names_match_json() {
-        for a in [
-            Action::DryRun,
-            Action::Recorded,
-            Action::Deleted,
-            Action::Moved,
-            Action::AlreadySeen,
-            Action::Error,
-        ] {
+        for a in Action::ALL {
             assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
         }
     }
