@@ -316,20 +316,77 @@ const MAX_DIAGNOSTIC: usize = 1000;
 /// `text`'s words joined by one space, cut to `max` bytes (see [`cut`]).
 /// Joining stops once past `max`: with no diagnostic of its own, a
 /// recipient reports the whole bounce text, which may be long.
+///
+/// Words are split where `str::split_whitespace` splits them, but found
+/// byte by byte: most bytes are ASCII, and only a byte that can start a
+/// non-ASCII whitespace character (see [`whitespace_len`]) is decoded.
 fn collapse_cut(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max + 1));
-    for word in text.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-        if out.len() > max {
+    let b = text.as_bytes();
+    // `word`: where the current word starts; `i`: where to look on from.
+    let (mut i, mut word) = (0, 0);
+    while out.len() <= max {
+        let Some(k) = b[i..]
+            .iter()
+            .position(|&c| MAY_START_WHITESPACE[c as usize])
+        else {
             break;
+        };
+        let at = i + k;
+        let n = whitespace_len(text, at);
+        // (Past a lead byte that starts no whitespace, `i` may stop inside
+        // its character: it only marks where to search on.)
+        i = at + n.max(1);
+        if n > 0 {
+            push_word(&mut out, &text[word..at]);
+            word = i;
         }
+    }
+    if out.len() <= max {
+        push_word(&mut out, &text[word..]);
     }
     let end = cut(&out, max).len();
     out.truncate(end);
     out
+}
+
+/// The bytes a whitespace character can start with: ASCII whitespace and
+/// the lead bytes of the non-ASCII ones (see [`whitespace_len`]).
+const MAY_START_WHITESPACE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = matches!(c, 0x09..=0x0D | 0x20 | 0xC2 | 0xE1..=0xE3);
+        c += 1;
+    }
+    t
+};
+
+/// Appends `word` (if any) to `out`, after a space unless it is first.
+fn push_word(out: &mut String, word: &str) {
+    if word.is_empty() {
+        return;
+    }
+    if !out.is_empty() {
+        out.push(' ');
+    }
+    out.push_str(word);
+}
+
+/// The length of the whitespace character (`char::is_whitespace`) that
+/// starts at byte `i` of `text`, or 0. Non-ASCII whitespace (U+0085,
+/// U+00A0, U+1680, U+2000..U+3000) starts with byte C2, E1, E2 or E3, which
+/// is always the first byte of a character: only there is one decoded.
+fn whitespace_len(text: &str, i: usize) -> usize {
+    match text.as_bytes()[i] {
+        b'\t'..=b'\r' | b' ' => 1,
+        0xC2 | 0xE1..=0xE3 => text[i..]
+            .chars()
+            .next()
+            .filter(|c| c.is_whitespace())
+            .map_or(0, char::len_utf8),
+        _ => 0,
+    }
 }
 
 #[cfg(test)]
@@ -374,11 +431,30 @@ mod tests {
     #[test]
     fn collapse_cut_is_join_then_cut() {
         let long = "word  é\t".repeat(300);
-        for text in ["", "  a \n b  ", long.as_str()] {
+        let spaces = "a\u{85}b\u{a0}\u{1680}c\u{2000}d\u{200a}e\u{2028}\u{2029}f\u{202f}g\u{205f}h\u{3000}i\u{b}j\u{c}k\u{1c}l\u{200b}m\u{2030}n\u{3001}o";
+        let spaced = format!("{spaces} ").repeat(40);
+        for text in [
+            "",
+            "  a \n b  ",
+            " ",
+            "x",
+            "日本\u{3000}語 ",
+            long.as_str(),
+            spaced.as_str(),
+        ] {
             for max in [0, 1, 5, 6, 999, 1000, 5000] {
                 let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
                 assert_eq!(collapse_cut(text, max), cut(&joined, max), "{max}");
             }
+        }
+    }
+
+    #[test]
+    fn whitespace_len_is_char_is_whitespace() {
+        for c in (0..=char::MAX as u32).filter_map(char::from_u32) {
+            let s = format!("{c}x");
+            let want = if c.is_whitespace() { c.len_utf8() } else { 0 };
+            assert_eq!(whitespace_len(&s, 0), want, "{c:?}");
         }
     }
 
