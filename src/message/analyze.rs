@@ -429,14 +429,22 @@ fn forwarded_bounce(p: &Parsed<'_>, opts: &Options) -> Option<Classification> {
 }
 
 /// Addresses that belong to the sender side: never a failed recipient.
-/// Each address is lowercased in place as it is found and goes straight
-/// into the one list (no list per header value to build first).
+/// Each address is lowercased as it is copied and goes straight into the
+/// one list (no list per header value to build first). The list is only
+/// asked whether it holds an address, so one that is already in it (the
+/// same sender in From, Return-Path and the original's From) is compared
+/// where it is written and not copied again.
 fn sender_addresses(top: &Headers, original: Option<&Headers>) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     let mut add = |v: &str| {
-        scan::each_address(v, |_, mut a| {
-            a.make_ascii_lowercase();
-            out.push(a);
+        scan::each_address_part(v, |_, a| {
+            let a = a.as_str();
+            if !out
+                .iter()
+                .any(|e| scan::is_lowercase_of(e.as_bytes(), a.as_bytes()))
+            {
+                out.push(a.to_ascii_lowercase());
+            }
             true
         });
     };

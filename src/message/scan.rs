@@ -115,6 +115,11 @@ impl<'a> Written<'a> {
         &self.text[self.at + 1..]
     }
 
+    /// The address as written.
+    pub(super) fn as_str(&self) -> &'a str {
+        self.text
+    }
+
     /// The address with its domain lowercased, as [`each_address`] gives
     /// it: one copy of the written bytes.
     pub(super) fn to_address(self) -> String {
