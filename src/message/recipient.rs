@@ -78,17 +78,25 @@ pub(super) fn settle_from_context(r: &mut Recipient, context: &str) {
     }
 }
 
+/// `address` lowercased as [`words_beyond`] looks for it in normalised
+/// text; most addresses already are (one pass over the bytes, no copy).
+fn lowercase_address(address: &str) -> Cow<'_, str> {
+    if address
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+    {
+        Cow::Owned(address.to_lowercase())
+    } else {
+        Cow::Borrowed(address)
+    }
+}
+
 /// `text`, or nothing when it only repeats the address: a bare address line
-/// says nothing about why delivery failed.
+/// says nothing about why delivery failed. `address` is lowercased (see
+/// [`lowercase_address`]): the caller does that once for both its texts.
 fn words_beyond<'t>(text: Cow<'t, str>, address: &str) -> Cow<'t, str> {
-    let address: Cow<'_, str> =
-        if address.is_ascii() && !address.bytes().any(|b| b.is_ascii_uppercase()) {
-            Cow::Borrowed(address)
-        } else {
-            Cow::Owned(address.to_lowercase())
-        };
     // Most texts start with a word that is not the address ("550 ...").
-    if text.chars().next().is_some_and(char::is_alphanumeric) && !text.starts_with(&*address) {
+    if text.chars().next().is_some_and(char::is_alphanumeric) && !text.starts_with(address) {
         return text;
     }
     // Is there a word outside the occurrences of the address? Walked
@@ -105,7 +113,7 @@ fn words_beyond<'t>(text: Cow<'t, str>, address: &str) -> Cow<'t, str> {
         };
     }
     loop {
-        if let Some(after) = rest.strip_prefix(&*address) {
+        if let Some(after) = rest.strip_prefix(address) {
             rest = after;
             continue;
         }
@@ -189,16 +197,17 @@ pub(super) fn recipient_in(
     more: &str,
     more_lower: Option<&str>,
 ) -> Recipient {
+    let address_lower = lowercase_address(address);
     // Reason phrases sit near the start; capping keeps the table scan cheap.
     let diag_norm = words_beyond(
         Cow::Owned(normalize(cut(diagnostic, MAX_REASON_TEXT))),
-        address,
+        &address_lower,
     );
     let more_lower = match more_lower {
         Some(l) => Cow::Borrowed(l),
         None => Cow::Owned(normalize(cut(more, MAX_REASON_TEXT))),
     };
-    let more_norm = words_beyond(more_lower, address);
+    let more_norm = words_beyond(more_lower, &address_lower);
     let text: Cow<'_, str> = if more_norm.is_empty() || diag_norm.contains(&*more_norm) {
         Cow::Borrowed(&diag_norm)
     } else {
@@ -395,7 +404,8 @@ mod tests {
 
     #[test]
     fn words_beyond_steps_over_each_mention_of_the_address() {
-        let w = |t: &str, a: &str| words_beyond(Cow::Borrowed(t), a).into_owned();
+        let w =
+            |t: &str, a: &str| words_beyond(Cow::Borrowed(t), &lowercase_address(a)).into_owned();
         assert_eq!(w("<a@b.c>: a@b.c", "a@b.c"), "");
         assert_eq!(w("<a@b.c>: unknown", "a@b.c"), "<a@b.c>: unknown");
         assert_eq!(w("a@b.ca@b.c;", "A@B.C"), "");
