@@ -205,22 +205,19 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
     };
     let mut texts = vendors::recipients(error, &exclude);
     if let Some(failed) = p.headers.get("x-failed-recipients") {
-        let listed: Vec<String> = scan::addresses(failed)
-            .into_iter()
-            .map(|(_, a)| a)
-            .collect();
-        if !listed.is_empty() {
-            let mut ordered: Vec<TextRecipient> = Vec::new();
-            for a in listed {
-                let text = texts
-                    .iter()
-                    .find(|t| t.address.eq_ignore_ascii_case(&a))
-                    .map(|t| t.text.clone());
-                ordered.push(TextRecipient {
-                    address: a,
-                    text: text.unwrap_or_default(),
-                });
-            }
+        // The listed addresses, in their order, each with the text found
+        // for it: built as they are found, with no list of them first.
+        let mut ordered: Vec<TextRecipient> = Vec::new();
+        scan::each_address(failed, |_, address| {
+            let text = texts
+                .iter()
+                .find(|t| t.address.eq_ignore_ascii_case(&address))
+                .map(|t| t.text.clone())
+                .unwrap_or_default();
+            ordered.push(TextRecipient { address, text });
+            true
+        });
+        if !ordered.is_empty() {
             texts = ordered;
         }
     }
