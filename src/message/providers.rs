@@ -394,6 +394,9 @@ fn gmail_state(diag: &str) -> Option<Reason> {
     static GMAIL: LazyLock<Finder<'static>> =
         LazyLock::new(|| Finder::new("google tried to deliver your message"));
     static STATE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("(state "));
+    // `(state ` needs a `(`, which most diagnostics lack: one byte
+    // search before the phrase searches.
+    memchr::memchr(b'(', diag.as_bytes())?;
     GMAIL.find(diag.as_bytes())?;
     let at = STATE.find(diag.as_bytes())? + 7;
     let n: String = diag[at..]
@@ -415,8 +418,23 @@ fn gmail_state(diag: &str) -> Option<Reason> {
     GMAIL_STATES.iter().find(|(s, _)| *s == n).map(|(_, r)| *r)
 }
 
+/// Could `text` hold an Orange / La Poste code? Every code has a `_`
+/// followed by three digits, or a `_` or `-` between three digits on each
+/// side: the few `_` and `-` of a diagnostic are cheaper to look at than
+/// the four prefix searches [`france_ptt_code`] would make.
+fn may_hold_france_ptt_code(text: &[u8]) -> bool {
+    let digits = |s: &[u8]| s.len() >= 3 && s[..3].iter().all(u8::is_ascii_digit);
+    memchr::memchr2_iter(b'_', b'-', text).any(|i| {
+        let after = digits(&text[i + 1..]);
+        (text[i] == b'_' && after) || (after && i >= 3 && digits(&text[i - 3..i]))
+    })
+}
+
 /// The three digits of an Orange / La Poste code in `text` (lowercase).
 fn france_ptt_code(text: &str) -> Option<&str> {
+    if !may_hold_france_ptt_code(text.as_bytes()) {
+        return None;
+    }
     // Searchers made once, not at every call (four per recipient).
     static PREFIXES: LazyLock<[(usize, Finder<'static>); 4]> =
         LazyLock::new(|| ["lpnaaa", "lpn", "ofr", "ouk"].map(|p| (p.len(), Finder::new(p))));
@@ -453,6 +471,9 @@ fn france_ptt_code(text: &str) -> Option<&str> {
 /// The reason a Cox `AUP#CODE` names.
 fn cox_code(text: &str) -> Option<Reason> {
     static AUP: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("aup#"));
+    // Without a `#` (in nearly every diagnostic) there is nothing to
+    // search for.
+    memchr::memchr(b'#', text.as_bytes())?;
     let at = AUP.find(text.as_bytes())? + 4;
     let code: String = text[at..]
         .chars()
@@ -624,6 +645,9 @@ mod tests {
         assert_eq!(france_ptt_code("xofr_506"), None);
         assert_eq!(france_ptt_code("ofr_5060"), None);
         assert_eq!(france_ptt_code("no code here"), None);
+        assert_eq!(france_ptt_code("ofr-506 ofr_50"), None);
+        assert_eq!(france_ptt_code("lpn123-456"), Some("456"));
+        assert_eq!(france_ptt_code("ouk_1234 ouk_123"), Some("123"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, Input, MatchKind};
 use memchr::memmem::Finder;
 
 use super::mime::{Headers, parse_head};
@@ -226,31 +226,37 @@ pub fn bounce_signs(h: &Headers, text_lower: &str) -> Option<&'static str> {
 /// Cuts `text` at the first line that starts the returned message; returns
 /// the error part and the rest.
 pub fn split_original(text: &str) -> (&str, &str) {
-    // One automaton pass finds candidate lines; only those are inspected.
-    let Some(ac) = MARKERS.as_ref() else {
+    let (Some(filter), Some(ac)) = (MARKER_PIECES_AC.as_ref(), MARKERS.as_ref()) else {
         return (text, "");
     };
     // Lowercased ASCII keeps every byte where it was, so matches in the
     // copy are matches in `text`; without case folding in the automaton,
     // its prefilter can skip most of the text.
     let lower = text.to_ascii_lowercase();
-    for m in ac.find_iter(&lower) {
-        let start = text[..m.start()].rfind('\n').map_or(0, |i| i + 1);
-        let end = text[m.end()..]
-            .find('\n')
-            .map_or(text.len(), |i| m.end() + i + 1);
+    let mut from = 0;
+    // The pieces find the lines that may hold a marker; only on those does
+    // the marker automaton run. No marker spans a line end, so its matches
+    // in one line are those a walk over the whole text finds there.
+    while let Some(piece) = filter.find(Input::new(&lower).range(from..)) {
+        let start = memchr::memrchr(b'\n', &lower.as_bytes()[..piece.start()]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &lower.as_bytes()[piece.end()..])
+            .map_or(text.len(), |i| piece.end() + i + 1);
+        from = end;
+        // The first line never starts the returned message.
         if start == 0 {
             continue;
         }
         let line = text[start..end].trim();
-        let separator = ["--", "==", "__", "**"].iter().any(|p| line.starts_with(p));
-        let is_marker = if m.pattern().as_usize() < ORIGINAL_MARKERS.len() {
-            line.len() < 120
-        } else {
-            separator
-        };
-        if is_marker {
-            return (&text[..start], &text[end..]);
+        for m in ac.find_iter(Input::new(&lower).range(start..end)) {
+            let separator = ["--", "==", "__", "**"].iter().any(|p| line.starts_with(p));
+            let is_marker = if m.pattern().as_usize() < ORIGINAL_MARKERS.len() {
+                line.len() < 120
+            } else {
+                separator
+            };
+            if is_marker {
+                return (&text[..start], &text[end..]);
+            }
         }
     }
     (text, "")
@@ -262,6 +268,30 @@ static MARKERS: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
     AhoCorasick::builder()
         .match_kind(MatchKind::LeftmostFirst)
         .build(ORIGINAL_MARKERS.iter().chain(SEPARATOR_WORDS))
+        .ok()
+});
+
+/// Pieces of the markers: each marker holds one. They start with rarer
+/// letters than the markers (`the`, `this`, `you`, `mes`sage are in every
+/// bounce text), so the prefilter stops at far fewer places; a line with
+/// none of them holds no marker.
+const MARKER_PIECES: &[&str] = &[
+    "copy of",
+    "iginal m",
+    "unsent m",
+    "rfc822",
+    "header",
+    "(in part)",
+    "urned m",
+    "xt follows",
+];
+
+/// [`MARKER_PIECES`] in one automaton (leftmost-first: the standard
+/// match kind gets no vector prefilter).
+static MARKER_PIECES_AC: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(MARKER_PIECES)
         .ok()
 });
 
@@ -295,6 +325,7 @@ static DELAY_TEXT: LazyLock<Vec<Finder<'static>>> = LazyLock::new(|| finders(DEL
 /// Builds the automaton and searchers above now rather than at first use.
 pub(super) fn prepare() {
     LazyLock::force(&MARKERS);
+    LazyLock::force(&MARKER_PIECES_AC);
     LazyLock::force(&DELAY_TEXT);
     LazyLock::force(&BOUNCE_TEXT);
     LazyLock::force(&STRONG_TEXT);
@@ -597,6 +628,7 @@ mod tests {
     fn markers_are_lowercase() {
         for m in ORIGINAL_MARKERS.iter().chain(SEPARATOR_WORDS) {
             assert_eq!(*m, m.to_ascii_lowercase());
+            assert!(MARKER_PIECES.iter().any(|p| m.contains(p)), "{m}");
         }
     }
 
