@@ -1160,6 +1160,13 @@ struct Entry {
     word: u64,
     /// ...and which of those bytes belong to the piece.
     mask: u64,
+    /// The piece's last eight bytes (all of a seven-byte piece), as
+    /// [`word`] reads them from `tail_at`: a second test before the whole
+    /// comparison. (Pieces often share eight bytes, "recipient" or
+    /// "mailbox", and differ after them; this tells most apart.)
+    tail: u64,
+    tail_at: usize,
+    tail_mask: u64,
     piece: &'static [u8],
     id: usize,
 }
@@ -1200,12 +1207,16 @@ impl PieceIndex {
                 short.push((id, memchr::memmem::Finder::new(piece)));
                 continue;
             }
+            let tail_at = piece.len().saturating_sub(8);
             for offset in 0..STRIDE {
                 let Some(k) = key(piece, offset) else { break };
                 let entry = Entry {
                     offset,
                     word: word(piece, offset),
                     mask: u64::MAX >> (8 * (8 - (piece.len() - offset).min(8))),
+                    tail: word(piece, tail_at),
+                    tail_at,
+                    tail_mask: u64::MAX >> (8 * (8 - (piece.len() - tail_at))),
                     piece,
                     id,
                 };
@@ -1251,7 +1262,12 @@ impl PieceIndex {
                 let Some(start) = at.checked_sub(e.offset) else {
                     continue;
                 };
-                if text[start..].starts_with(e.piece) {
+                // (The text's bytes from `start` on hold the piece's
+                // length before its last word is read.)
+                if text.len() - start >= e.piece.len()
+                    && word(text, start + e.tail_at) & e.tail_mask == e.tail
+                    && text[start..].starts_with(e.piece)
+                {
                     found[e.id] = true;
                     new(e.id);
                 }
