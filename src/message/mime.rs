@@ -722,8 +722,10 @@ pub fn parse(raw: &[u8]) -> Parsed<'_> {
     let (headers, top_body) = parse_head(raw);
     let mut leaves = Vec::new();
     let mut truncated = false;
-    // Stack of entities still to visit, in reverse document order.
-    let mut stack: Vec<(&[u8], usize)> = vec![(raw, 0)];
+    // Stack of entities still to visit, in reverse document order. Room
+    // for a usual bounce's parts, so that pushing them does not regrow it.
+    let mut stack: Vec<(&[u8], usize)> = Vec::with_capacity(8);
+    stack.push((raw, 0));
     while let Some((entity, depth)) = stack.pop() {
         if leaves.len() >= MAX_LEAVES {
             truncated = true;
@@ -745,9 +747,12 @@ pub fn parse(raw: &[u8]) -> Parsed<'_> {
                 continue;
             }
             if let Some(boundary) = ctype.boundary().filter(|b| !b.is_empty()) {
-                let children = split_multipart(body, boundary.as_bytes());
-                if !children.is_empty() {
-                    stack.extend(children.into_iter().rev().map(|c| (c, depth + 1)));
+                // The children go straight onto the stack (no list of
+                // their own), then are turned to reverse document order.
+                let at = stack.len();
+                split_multipart(body, boundary.as_bytes(), |c| stack.push((c, depth + 1)));
+                if stack.len() > at {
+                    stack[at..].reverse();
                     continue;
                 }
                 // No delimiter at all: read the body as plain text.
@@ -778,13 +783,15 @@ static LINE_DASHES: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n--"));
 
 /// The bodies between `--boundary` delimiter lines, preamble and epilogue
-/// dropped. An unterminated last part runs to the end.
-fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
-    let mut parts = Vec::new();
+/// dropped, given to `part` in order (at most [`MAX_LEAVES`]). An
+/// unterminated last part runs to the end.
+fn split_multipart<'a>(body: &'a [u8], boundary: &[u8], mut part: impl FnMut(&'a [u8])) {
+    // How many parts were given so far.
+    let mut parts = 0;
     // Headers are split on `\n`, so a boundary never holds one; if it did,
     // no line could start with it.
     if find_byte(boundary, b'\n').is_some() {
-        return parts;
+        return;
     }
     let delimiter_len = boundary.len() + 2;
     let is_delimiter =
@@ -815,22 +822,22 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
             if e > s && body[e - 1] == b'\r' {
                 e -= 1;
             }
-            parts.push(&body[s..e]);
+            part(&body[s..e]);
+            parts += 1;
         }
         if tail.starts_with(b"--") {
-            return parts;
+            return;
         }
         part_start = Some((end + 1).min(body.len()));
-        if parts.len() >= MAX_LEAVES {
-            return parts;
+        if parts >= MAX_LEAVES {
+            return;
         }
         // (At the delimiter line's `\n`, or at the end.)
         from = end;
     }
     if let Some(s) = part_start {
-        parts.push(&body[s.min(body.len())..]);
+        part(&body[s.min(body.len())..]);
     }
-    parts
 }
 
 #[cfg(test)]
@@ -899,8 +906,10 @@ mod tests {
         ];
         for body in bodies {
             for boundary in [&b"b"[..], b"bb", b"-", b"b\nx"] {
+                let mut parts = Vec::new();
+                split_multipart(body, boundary, |p| parts.push(p));
                 assert_eq!(
-                    split_multipart(body, boundary),
+                    parts,
                     split_multipart_reference(body, boundary),
                     "{:?} {:?}",
                     String::from_utf8_lossy(body),
