@@ -544,27 +544,11 @@ const KNOWN_TYPES: &[&str] = &[
 impl ContentType {
     /// Parses a header value leniently.
     pub fn parse(value: Option<&str>) -> ContentType {
-        let Some(value) = value else {
-            return ContentType {
-                mime: Cow::Borrowed("text/plain"),
-                boundary: None,
-            };
-        };
-        let mut parts = Params(Some(value));
-        // The type ends at `;` or, when a broken header forgets it, at a space.
-        let first = parts.next().unwrap_or_default().trim();
-        let mime = first_word(first);
-        let mime: Cow<'static, str> = if !mime.as_bytes().contains(&b'/') {
-            Cow::Borrowed("text/plain")
-        } else if let Some(k) = KNOWN_TYPES.iter().find(|k| k.eq_ignore_ascii_case(mime)) {
-            Cow::Borrowed(k)
-        } else {
-            Cow::Owned(mime.to_ascii_lowercase())
-        };
-        let boundary = mime
-            .starts_with("multipart/")
-            .then(|| param(value, "boundary").map(str::to_string))
-            .flatten();
+        let mime = mime_of(value);
+        let boundary = value
+            .filter(|_| mime.starts_with("multipart/"))
+            .and_then(|v| param(v, "boundary"))
+            .map(str::to_string);
         ContentType { mime, boundary }
     }
 
@@ -572,6 +556,65 @@ impl ContentType {
     pub fn boundary(&self) -> Option<&str> {
         self.boundary.as_deref()
     }
+}
+
+/// The lowercase `type/subtype` of a `Content-Type` value (`text/plain`
+/// when absent or without a `/`), without a copy for the common types
+/// (see `KNOWN_TYPES`).
+fn mime_of(value: Option<&str>) -> Cow<'static, str> {
+    let Some(value) = value else {
+        return Cow::Borrowed("text/plain");
+    };
+    // The type ends at `;` or, when a broken header forgets it, at a space.
+    // The usual value starts with its type in plain ASCII and ends it with
+    // `;`, a space or the value's end: then the type is those bytes, as
+    // the general way below (pieces, `trim`, `first_word`) would find.
+    // A quote, a non-ASCII byte or leading whitespace takes that way.
+    let bytes = value.as_bytes();
+    let end = bytes
+        .iter()
+        .position(|&b| b == b';' || b == b'"' || !b.is_ascii() || first_word_stop(b))
+        .unwrap_or(bytes.len());
+    let mime = if end > 0 && bytes.get(end).is_none_or(|&b| b != b'"' && b.is_ascii()) {
+        &value[..end]
+    } else {
+        first_word(Params(Some(value)).next().unwrap_or_default().trim())
+    };
+    if !mime.as_bytes().contains(&b'/') {
+        Cow::Borrowed("text/plain")
+    } else if let Some(k) = known_type(mime) {
+        Cow::Borrowed(k)
+    } else {
+        Cow::Owned(mime.to_ascii_lowercase())
+    }
+}
+
+/// The [`KNOWN_TYPES`] entry that `mime` is, ignoring case. Lowercased
+/// on the stack and matched by a `match`, which goes by length first,
+/// instead of a case-blind comparison with each entry in turn.
+fn known_type(mime: &str) -> Option<&'static str> {
+    let mut buf = [0u8; 32];
+    let lower = buf.get_mut(..mime.len())?;
+    lower.copy_from_slice(mime.as_bytes());
+    lower.make_ascii_lowercase();
+    let known = match &*lower {
+        b"text/plain" => 0,
+        b"text/html" => 1,
+        b"text/rfc822-headers" => 2,
+        b"multipart/report" => 3,
+        b"multipart/mixed" => 4,
+        b"multipart/alternative" => 5,
+        b"multipart/related" => 6,
+        b"message/delivery-status" => 7,
+        b"message/global-delivery-status" => 8,
+        b"message/rfc822" => 9,
+        b"message/global" => 10,
+        b"message/global-headers" => 11,
+        b"message/feedback-report" => 12,
+        b"application/octet-stream" => 13,
+        _ => return None,
+    };
+    Some(KNOWN_TYPES[known])
 }
 
 /// The first parameter `name` (lowercase) of a header value such as a
@@ -591,12 +634,17 @@ pub fn param<'v>(value: &'v str, name: &str) -> Option<&'v str> {
 /// `s.split_whitespace().next()` gives, looked for by byte while `s` is
 /// ASCII (the usual case; `char::is_whitespace` then means these bytes).
 fn first_word(s: &str) -> &str {
-    let stop = |b: &u8| !b.is_ascii() || matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
-    match s.bytes().position(|b| stop(&b)) {
+    let stop = |b: u8| !b.is_ascii() || first_word_stop(b);
+    match s.bytes().position(stop) {
         None => s,
         Some(i) if s.as_bytes()[i].is_ascii() => &s[..i],
         Some(_) => s.split_whitespace().next().unwrap_or(""),
     }
+}
+
+/// Is `b` an ASCII byte that `char::is_whitespace` holds to be a space?
+fn first_word_stop(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
 /// The pieces of a header value between `;` outside double quotes.
@@ -739,14 +787,21 @@ pub fn parse(raw: &[u8]) -> Parsed<'_> {
             parse_head(entity)
         };
         let fields = if depth == 0 { &headers } else { &part_headers };
-        let ctype = ContentType::parse(fields.get("content-type"));
+        // (A leaf's type keeps no boundary: the boundary is read here, from
+        // the header value, without a copy.)
+        let content_type = fields.get("content-type");
+        let ctype = ContentType {
+            mime: mime_of(content_type),
+            boundary: None,
+        };
         let transfer = Transfer::of(fields.get("content-transfer-encoding").unwrap_or(""));
         if ctype.mime.starts_with("multipart/") {
             if depth >= MAX_DEPTH {
                 truncated = true;
                 continue;
             }
-            if let Some(boundary) = ctype.boundary().filter(|b| !b.is_empty()) {
+            let boundary = content_type.and_then(|v| param(v, "boundary"));
+            if let Some(boundary) = boundary.filter(|b| !b.is_empty()) {
                 // The children go straight onto the stack (no list of
                 // their own), then are turned to reverse document order.
                 let at = stack.len();
@@ -917,6 +972,48 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn known_types_are_matched_ignoring_case() {
+        for (i, k) in KNOWN_TYPES.iter().enumerate() {
+            assert_eq!(known_type(k), Some(*k), "{i}");
+            assert_eq!(known_type(&k.to_ascii_uppercase()), Some(*k));
+            assert_eq!(known_type(&k[1..]), None);
+        }
+        assert_eq!(known_type("text/plainx"), None);
+        assert_eq!(known_type(&"a".repeat(40)), None);
+    }
+
+    #[test]
+    fn mime_of_agrees_with_the_general_way() {
+        let general = |v: &str| {
+            let first = Params(Some(v)).next().unwrap_or_default().trim();
+            let m = first_word(first);
+            if m.contains('/') {
+                m.to_ascii_lowercase()
+            } else {
+                "text/plain".into()
+            }
+        };
+        for v in [
+            "text/plain; charset=us-ascii",
+            "Text/Plain",
+            "text/plain ; x=1",
+            " text/html",
+            "\"text/plain\"; a",
+            "multipart/mixed;boundary=\"a;b\"",
+            "text/pl\u{e9}in; a",
+            "text/plain\u{a0}x",
+            "text",
+            "",
+            "message/rfc822\t",
+            "x-foo/Bar baz;",
+            "a\"b/c;d\"/e f",
+        ] {
+            assert_eq!(mime_of(Some(v)), general(v), "{v:?}");
+        }
+        assert_eq!(mime_of(None), "text/plain");
     }
 
     #[test]
