@@ -535,9 +535,10 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
             }
             // Caps keep hostile texts (thousands of addresses) linear.
             let room = found.len() < MAX_RECIPIENTS;
+            // (Most repeats are written as before: one `memcmp` says so.)
             match found
                 .iter_mut()
-                .find(|f| is_address_ci(&f.address, local, domain))
+                .find(|f| f.address == written.as_str() || is_address_ci(&f.address, local, domain))
             {
                 Some(f) if (f.mentions as usize) < MAX_MENTIONS && !f.mentioned_on(i) => {
                     f.at[f.mentions as usize] = line_no;
