@@ -246,7 +246,7 @@ pub fn split_original(text: &str) -> (&str, &str) {
         if start == 0 {
             continue;
         }
-        let line = text[start..end].trim();
+        let line = scan::trim(&text[start..end]);
         for m in ac.find_iter(Input::new(&lower).range(start..end)) {
             let separator = ["--", "==", "__", "**"].iter().any(|p| line.starts_with(p));
             let is_marker = if m.pattern().as_usize() < ORIGINAL_MARKERS.len() {
@@ -574,7 +574,10 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                 let i = i as usize;
                 // The line just above, in the same paragraph, often carries
                 // the reason (Lotus Notes, some gateways).
-                if i > 0 && !lines[i - 1].trim().is_empty() && !mention_line(i - 1) && at.len() == 1
+                if i > 0
+                    && !scan::trim(lines[i - 1]).is_empty()
+                    && !mention_line(i - 1)
+                    && at.len() == 1
                 {
                     taken.take(i - 1);
                 }
@@ -591,7 +594,7 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                     if reply && reply_line(next) {
                         break;
                     }
-                    if next.trim().is_empty() {
+                    if scan::trim(next).is_empty() {
                         // One blank line may separate an address from its
                         // reply (Gmail, Exchange); a second ends the block,
                         // and so does one after more than two lines.
