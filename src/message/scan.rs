@@ -138,11 +138,6 @@ impl<'a> Written<'a> {
         &self.text[..self.at]
     }
 
-    /// The domain, as written (not lowercased).
-    pub(super) fn domain(&self) -> &'a str {
-        &self.text[self.at + 1..]
-    }
-
     /// The address as written.
     pub(super) fn as_str(&self) -> &'a str {
         self.text
