@@ -72,25 +72,23 @@ fn type_end(value: &str) -> Option<usize> {
     let semi = memchr::memchr(b';', value.as_bytes())?;
     let t = &value[..semi];
     // (Cheapest test first: all three must hold.)
-    (t.len() < 16 && !t.as_bytes().contains(&b' ') && !t.trim().is_empty()).then_some(semi)
+    (t.len() < 16 && !t.as_bytes().contains(&b' ') && !scan::trim(t).is_empty()).then_some(semi)
 }
 
 /// Splits `type; value` fields.
 fn typed(value: &str) -> (Option<String>, &str) {
     match type_end(value) {
         Some(semi) => (
-            Some(value[..semi].trim().to_ascii_lowercase()),
-            value[semi + 1..].trim(),
+            Some(scan::trim(&value[..semi]).to_ascii_lowercase()),
+            scan::trim(&value[semi + 1..]),
         ),
-        None => (None, value.trim()),
+        None => (None, scan::trim(value)),
     }
 }
 
 /// The value of a `type; value` field, when its type is not needed.
 fn typed_value(value: &str) -> &str {
-    type_end(value)
-        .map_or(value, |semi| &value[semi + 1..])
-        .trim()
+    scan::trim(type_end(value).map_or(value, |semi| &value[semi + 1..]))
 }
 
 /// Parses DSN fields from text. Per-message fields are skipped; a new
@@ -112,7 +110,7 @@ pub fn parse(text: &str) -> Vec<DsnRecipient> {
             {
                 let v = v.to_mut();
                 v.push(' ');
-                v.push_str(line.trim());
+                v.push_str(scan::trim(line));
             }
             continue;
         }
@@ -125,7 +123,7 @@ pub fn parse(text: &str) -> Vec<DsnRecipient> {
         pending = memchr::memchr(b':', line.as_bytes())
             .map(|colon| (known(&line[..colon]), &line[colon + 1..]))
             .filter(|(name, _)| !name.is_empty())
-            .map(|(name, value)| (name, Cow::Borrowed(value.trim())));
+            .map(|(name, value)| (name, Cow::Borrowed(scan::trim(value))));
         count += 1;
         if count > 4096 {
             break;
@@ -161,7 +159,7 @@ fn apply(name: &'static str, value: &str, cur: &mut DsnRecipient, out: &mut Vec<
                 _ => cur.actual_rcpt = addr,
             }
         }
-        "action" => cur.action = Some(value.trim().to_ascii_lowercase()),
+        "action" => cur.action = Some(scan::trim(value).to_ascii_lowercase()),
         "status" => cur.status = scan::status_code(value).map(str::to_string),
         "diagnostic-code" => {
             let (t, v) = typed(value);
@@ -169,7 +167,7 @@ fn apply(name: &'static str, value: &str, cur: &mut DsnRecipient, out: &mut Vec<
             cur.diagnostic = Some(v.to_string()).filter(|d| !d.is_empty());
         }
         "remote-mta" => cur.remote_mta = Some(typed_value(value).to_string()),
-        "x-powermta-bouncecategory" => cur.category = Some(value.trim().to_string()),
+        "x-powermta-bouncecategory" => cur.category = Some(scan::trim(value).to_string()),
         _ => {}
     }
 }

@@ -33,6 +33,34 @@ pub fn contains_ci(text: &str, needle: &str) -> bool {
     })
 }
 
+/// Is `c` an ASCII byte that `char::is_whitespace` holds (it adds U+000B
+/// to `u8::is_ascii_whitespace`)?
+fn is_ascii_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c')
+}
+
+/// What `str::trim` gives, with the ASCII whitespace at the ends dropped
+/// byte by byte rather than a char decoded at a time: only when a
+/// non-ASCII byte is left at an end could Unicode whitespace be there,
+/// and `str::trim` then finishes.
+pub fn trim(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b
+        .iter()
+        .position(|&c| !is_ascii_space(c))
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|&c| !is_ascii_space(c))
+        .map_or(start, |i| i + 1);
+    // (Both ends border ASCII bytes or an end of `s`: char boundaries.)
+    let t = &s[start..end];
+    match (t.as_bytes().first(), t.as_bytes().last()) {
+        (Some(&f), Some(&l)) if f >= 0x80 || l >= 0x80 => t.trim(),
+        _ => t,
+    }
+}
+
 /// Longest local part and domain we accept (RFC 5321 limits).
 const MAX_LOCAL: usize = 64;
 const MAX_DOMAIN: usize = 255;
@@ -108,11 +136,6 @@ impl<'a> Written<'a> {
     /// The local part, as written.
     pub(super) fn local(&self) -> &'a str {
         &self.text[..self.at]
-    }
-
-    /// The domain, as written (not lowercased).
-    pub(super) fn domain(&self) -> &'a str {
-        &self.text[self.at + 1..]
     }
 
     /// The address as written.
@@ -348,6 +371,27 @@ mod tests {
                 text.to_ascii_lowercase().contains(needle),
                 "{text:?} {needle:?}"
             );
+        }
+    }
+
+    #[test]
+    fn trim_is_str_trim() {
+        for t in [
+            "",
+            " ",
+            "\t\r\n\x0b\x0c ",
+            "a",
+            " a b ",
+            "\u{a0}x\u{85}",
+            " \u{3000}y\u{2003} ",
+            "é",
+            " é ",
+            "\u{a0}",
+            " \u{a0} ",
+            "x\u{1c}",
+            "\u{1f}a",
+        ] {
+            assert_eq!(trim(t), t.trim(), "{t:?}");
         }
     }
 

@@ -246,7 +246,7 @@ pub fn split_original(text: &str) -> (&str, &str) {
         if start == 0 {
             continue;
         }
-        let line = text[start..end].trim();
+        let line = scan::trim(&text[start..end]);
         for m in ac.find_iter(Input::new(&lower).range(start..end)) {
             let separator = ["--", "==", "__", "**"].iter().any(|p| line.starts_with(p));
             let is_marker = if m.pattern().as_usize() < ORIGINAL_MARKERS.len() {
@@ -449,22 +449,11 @@ impl Found {
     }
 }
 
-/// Is `lower` (lowercase) the address `local@domain` lowercased?
-fn is_lower_of_address(lower: &str, local: &str, domain: &str) -> bool {
-    let l = lower.as_bytes();
-    l.len() == local.len() + 1 + domain.len()
-        && l[local.len()] == b'@'
-        && scan::is_lowercase_of(&l[..local.len()], local.as_bytes())
-        && scan::is_lowercase_of(&l[local.len() + 1..], domain.as_bytes())
-}
-
-/// Is `text` the address `local@domain`, ignoring ASCII case?
-fn is_address_ci(text: &str, local: &str, domain: &str) -> bool {
-    let t = text.as_bytes();
-    t.len() == local.len() + 1 + domain.len()
-        && t[local.len()] == b'@'
-        && t[..local.len()].eq_ignore_ascii_case(local.as_bytes())
-        && t[local.len() + 1..].eq_ignore_ascii_case(domain.as_bytes())
+/// Is `text` the address `written`, ignoring ASCII case? Most often it
+/// is written the same: one `memcmp` says so before a compare that folds
+/// case byte by byte.
+fn is_address_ci(text: &str, written: &str) -> bool {
+    text == written || text.eq_ignore_ascii_case(written)
 }
 
 /// Most lines one recipient's text takes: each of its mentions takes
@@ -494,8 +483,10 @@ impl Taken {
 }
 
 /// Finds failed recipients in the error part of a bounce text. `exclude`
-/// holds addresses (lowercase) that are the sender's, never a recipient.
-pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
+/// holds addresses that are the sender's, never a recipient, compared
+/// ignoring ASCII case: owned and lowercased, or borrowed as written in
+/// the headers (`&str`), so that a caller need not copy them.
+pub fn recipients(error: &str, exclude: &[impl AsRef<str>]) -> Vec<TextRecipient> {
     let (lines, with_at) = lines_with_at(error);
     let mut found: Vec<Found> = Vec::new();
     for &i in &with_at {
@@ -512,7 +503,7 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
         // Each address as it is found, as its parts: compared without
         // building it, built only when it is a new recipient.
         scan::each_address_part(line, |_, written| {
-            let (local, domain) = (written.local(), written.domain());
+            let local = written.local();
             // A line that is only the address and a colon heads a failed
             // recipient's entry (Exim, qmail); it names a recipient even
             // when that address also sent the message (mail to oneself,
@@ -521,11 +512,11 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                 l.trim_end()
                     .strip_suffix(':')
                     .map(|a| a.trim_start_matches('<').trim_end_matches('>'))
-                    .is_some_and(|a| is_address_ci(a, local, domain))
+                    .is_some_and(|a| is_address_ci(a, written.as_str()))
             };
             if (exclude
                 .iter()
-                .any(|e| is_lower_of_address(e, local, domain))
+                .any(|e| is_address_ci(e.as_ref(), written.as_str()))
                 && !heading())
                 || DAEMON_LOCALS
                     .iter()
@@ -537,7 +528,7 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
             let room = found.len() < MAX_RECIPIENTS;
             match found
                 .iter_mut()
-                .find(|f| is_address_ci(&f.address, local, domain))
+                .find(|f| is_address_ci(&f.address, written.as_str()))
             {
                 Some(f) if (f.mentions as usize) < MAX_MENTIONS && !f.mentioned_on(i) => {
                     f.at[f.mentions as usize] = line_no;
@@ -573,7 +564,10 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                 let i = i as usize;
                 // The line just above, in the same paragraph, often carries
                 // the reason (Lotus Notes, some gateways).
-                if i > 0 && !lines[i - 1].trim().is_empty() && !mention_line(i - 1) && at.len() == 1
+                if i > 0
+                    && !scan::trim(lines[i - 1]).is_empty()
+                    && !mention_line(i - 1)
+                    && at.len() == 1
                 {
                     taken.take(i - 1);
                 }
@@ -590,7 +584,7 @@ pub fn recipients(error: &str, exclude: &[String]) -> Vec<TextRecipient> {
                     if reply && reply_line(next) {
                         break;
                     }
-                    if next.trim().is_empty() {
+                    if scan::trim(next).is_empty() {
                         // One blank line may separate an address from its
                         // reply (Gmail, Exchange); a second ends the block,
                         // and so does one after more than two lines.
@@ -637,7 +631,7 @@ mod tests {
         let text = "Hi. This is the qmail-send program at mx.example.jp.\nI'm afraid I wasn't able to deliver your message.\n\n<kijitora@example.jp>:\n192.0.2.1 does not like recipient.\nRemote host said: 550 5.1.1 <kijitora@example.jp>... User Unknown\n\n--- Below this line is a copy of the message.\n\nFrom: neko@example.org\n";
         let (err, rest) = split_original(text);
         assert!(rest.starts_with("\nFrom:"));
-        let r = recipients(err, &["neko@example.org".into()]);
+        let r = recipients(err, &["neko@example.org"]);
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].address, "kijitora@example.jp");
         assert!(r[0].text.contains("User Unknown"));
@@ -646,14 +640,11 @@ mod tests {
     #[test]
     fn a_heading_line_names_the_recipient_even_when_it_is_the_sender() {
         let text = "The following address(es) failed:\n\nme@example.fr:\nSMTP error from remote server: 550 5.2.0 rejected\n\nFrom: <me@example.fr>\n";
-        let r = recipients(text, &["me@example.fr".into()]);
+        let r = recipients(text, &["me@example.fr".to_string()]);
         assert_eq!(r.len(), 1);
         assert!(r[0].text.contains("550 5.2.0"));
         // Mentioned anywhere else, the sender is still left out.
-        let r = recipients(
-            "Sent by me@example.fr, 550 rejected\n",
-            &["me@example.fr".into()],
-        );
+        let r = recipients("Sent by me@example.fr, 550 rejected\n", &["me@example.fr"]);
         assert!(r.is_empty());
     }
 
@@ -689,7 +680,7 @@ mod tests {
     #[test]
     fn a_reply_line_with_its_own_code_starts_the_next_entry() {
         let text = "554 <a@example.edu>... Remote protocol error\n550 example.org (smtp)... 550 Host unknown\n554 <b@example.org>... 550 Host unknown\n";
-        let r = recipients(text, &[]);
+        let r = recipients(text, &[] as &[&str]);
         assert_eq!(r.len(), 2);
         assert!(!r[0].text.contains("Host unknown"), "{}", r[0].text);
         assert!(r[1].text.contains("Host unknown"));
