@@ -191,9 +191,8 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
         .leaves
         .iter()
         .find(|l| arf::is_original_part(&l.ctype.mime))
-        // (`parse_head` finds where the header block ends as it parses it.)
-        .map(|l| mime::parse_head(l.body()).0)
-        .filter(|h| !h.is_empty())
+        // (`parse_head_only` finds where the header block ends as it parses it.)
+        .and_then(|l| mime::parse_head_only(l.body(), ORIGINAL_FIELDS))
         .or_else(|| vendors::quoted_headers(rest));
 
     // `vendors::recipients` reads `exclude` only for an address it found
@@ -377,6 +376,10 @@ fn from_ses(notice: ses::Notice) -> Classification {
 
 /// Microsoft's feedback loop (JMRP) sends complaints as a plain message with
 /// the reported mail attached, not as ARF.
+/// The fields read from a returned original's header block (by
+/// [`sender_addresses`] and for its `To`): only these are decoded.
+pub(super) const ORIGINAL_FIELDS: &[&str] = &["from", "to", "return-path", "sender", "reply-to"];
+
 fn hotmail_complaint(p: &Parsed<'_>, original: Option<&Headers>) -> Option<Classification> {
     // (Compared ignoring ASCII case rather than on a lowercase copy.)
     const SUBJECT: &str = "complaint about message from";
@@ -426,21 +429,16 @@ fn forwarded_bounce(p: &Parsed<'_>, opts: &Options) -> Option<Classification> {
 }
 
 /// Addresses that belong to the sender side: never a failed recipient.
-/// Each address is lowercased as it is copied and goes straight into the
-/// one list (no list per header value to build first). The list is only
-/// asked whether it holds an address, so one that is already in it (the
-/// same sender in From, Return-Path and the original's From) is compared
-/// where it is written and not copied again.
-fn sender_addresses(top: &Headers, original: Option<&Headers>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut add = |v: &str| {
+/// Each is borrowed as written in its header (`vendors::recipients`
+/// compares them ignoring ASCII case), once: the same sender in From,
+/// Return-Path and the original's From is listed once.
+fn sender_addresses<'h>(top: &'h Headers<'_>, original: Option<&'h Headers<'_>>) -> Vec<&'h str> {
+    let mut out: Vec<&str> = Vec::new();
+    let mut add = |v: &'h str| {
         scan::each_address_part(v, |_, a| {
             let a = a.as_str();
-            if !out
-                .iter()
-                .any(|e| scan::is_lowercase_of(e.as_bytes(), a.as_bytes()))
-            {
-                out.push(a.to_ascii_lowercase());
+            if !out.iter().any(|e| e.eq_ignore_ascii_case(a)) {
+                out.push(a);
             }
             true
         });

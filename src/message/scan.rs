@@ -156,7 +156,7 @@ impl<'a> Written<'a> {
 /// Calls `f` with each address in `text`, in order, as its byte offset and
 /// its bytes as written, while it returns true. A caller that keeps few of
 /// the addresses it sees builds only those.
-pub(super) fn each_address_part(text: &str, mut f: impl FnMut(usize, Written<'_>) -> bool) {
+pub(super) fn each_address_part<'t>(text: &'t str, mut f: impl FnMut(usize, Written<'t>) -> bool) {
     let b = text.as_bytes();
     let mut i = 0;
     while let Some(off) = memchr::memchr(b'@', &b[i..]) {

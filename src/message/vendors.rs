@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use aho_corasick::{AhoCorasick, Input, MatchKind};
 use memchr::memmem::Finder;
 
-use super::mime::{Headers, parse_head};
+use super::mime::{self, Headers};
 use super::scan;
 
 /// Lines (lowercase substrings) that start the returned original message in
@@ -344,12 +344,15 @@ fn reply_line(line: &str) -> bool {
     line.len() > 4 && line.as_bytes()[3] == b' ' && scan::leading_failure_code(line).is_some()
 }
 
-/// The headers of a returned message quoted as text after the separator.
+/// The headers of a returned message quoted as text after the separator
+/// (only those analyze reads, [`super::analyze::ORIGINAL_FIELDS`]), when
+/// it has a To or From.
 pub fn quoted_headers(rest: &str) -> Option<Headers<'_>> {
     let start = rest.trim_start_matches(['\r', '\n', ' ']);
     // The fields of the head alone, found on the way to its end (one walk
     // over the lines, not a search for the end and then a second walk).
-    let (h, _) = parse_head(start.as_bytes());
+    // Only the fields analyze reads of a returned original are decoded.
+    let h = mime::parse_head_only(start.as_bytes(), super::analyze::ORIGINAL_FIELDS)?;
     (h.get("to").is_some() || h.get("from").is_some()).then_some(h)
 }
 
