@@ -384,46 +384,107 @@ const MAX_LINES: usize = 2000;
 /// Lines below a mention that [`recipients`] may add to its text.
 const LINES_BELOW: usize = 8;
 
-/// The first [`MAX_LINES`] lines of `text` as [`scan::lines`] splits them,
-/// and the indexes of those with an `@` (only they can name an address):
-/// one pass over the text finds both, rather than a search per line. The
-/// lines stop [`LINES_BELOW`] lines below the last `@`: none further is
-/// read, and a text without an `@` is not split at all.
+/// The first [`MAX_LINES`] lines of `text` as [`scan::lines`] numbers
+/// them, and the indexes of those with an `@` (only they can name an
+/// address). The lines stop [`LINES_BELOW`] lines below the last `@`:
+/// none further is read, and a text without an `@` is not split at all.
+///
+/// [`recipients`] reads only the lines with an `@`, the line just above
+/// each and the [`LINES_BELOW`] below: every other line is left empty
+/// here. The search goes from `@` to `@` (few in a bounce text) and
+/// splits only the lines around them; the lines far from any `@` are
+/// counted a vector of bytes at a time ([`count_newlines`]), not found
+/// one by one with a search call each.
 fn lines_with_at(text: &str) -> (Vec<&str>, Vec<usize>) {
-    let Some(last_at) = memchr::memrchr(b'@', text.as_bytes()) else {
+    let b = text.as_bytes();
+    let Some(last_at) = memchr::memrchr(b'@', b) else {
         return (Vec::new(), Vec::new());
     };
     // Room for lines of 32 bytes on average (most are longer): one
     // allocation instead of a doubling series that copies them all.
     let mut lines: Vec<&str> = Vec::with_capacity((last_at / 32 + 1 + LINES_BELOW).min(MAX_LINES));
     let mut with_at: Vec<usize> = Vec::new();
+    // The start of the next line to take.
     let mut start = 0;
-    // Lines taken that start past the last `@`.
-    let mut below = 0;
-    for i in memchr::memchr2_iter(b'\n', b'@', text.as_bytes()) {
-        if lines.len() == MAX_LINES || below == LINES_BELOW {
+    while start <= last_at && lines.len() < MAX_LINES {
+        // (There is one: `last_at` is in the range.)
+        let Some(at) = memchr::memchr(b'@', &b[start..=last_at]).map(|k| start + k) else {
+            break;
+        };
+        let line_start = memchr::memrchr(b'\n', &b[start..at]).map_or(start, |k| start + k + 1);
+        // The lines below the last line with an `@` (none before the
+        // first) and the one just above this one are read.
+        let below = if with_at.is_empty() { 0 } else { LINES_BELOW };
+        push_between(&mut lines, text, start, line_start, below);
+        if lines.len() == MAX_LINES {
             break;
         }
-        if text.as_bytes()[i] == b'@' {
-            // (The line it is on is the next one pushed.)
-            if with_at.last() != Some(&lines.len()) {
-                with_at.push(lines.len());
-            }
-            continue;
-        }
-        if start > last_at {
-            below += 1;
-        }
-        let line = &text[start..i];
-        lines.push(line.strip_suffix('\r').unwrap_or(line));
-        start = i + 1;
+        with_at.push(lines.len());
+        start = push_line(&mut lines, text, line_start);
     }
-    // The last line, when the text does not end with a newline, keeps a
-    // final `\r` (as in `scan::lines`).
-    if lines.len() < MAX_LINES && below < LINES_BELOW && start < text.len() {
-        lines.push(&text[start..]);
+    let mut below = 0;
+    while below < LINES_BELOW && lines.len() < MAX_LINES && start < text.len() {
+        start = push_line(&mut lines, text, start);
+        below += 1;
     }
     (lines, with_at)
+}
+
+/// Pushes the line of `text` that starts at `start` and returns the start
+/// of the next one. As in [`scan::lines`], a line ended by a newline loses
+/// a final `\r`, and the last line, when the text does not end with a
+/// newline, keeps it.
+fn push_line<'t>(lines: &mut Vec<&'t str>, text: &'t str, start: usize) -> usize {
+    match memchr::memchr(b'\n', &text.as_bytes()[start..]) {
+        Some(k) => {
+            let line = &text[start..start + k];
+            lines.push(line.strip_suffix('\r').unwrap_or(line));
+            start + k + 1
+        }
+        None => {
+            lines.push(&text[start..]);
+            text.len()
+        }
+    }
+}
+
+/// Pushes the lines of `text[start..end]`, each ended by a newline, up to
+/// [`MAX_LINES`] in all: the first `below` and the last as they are, and
+/// those between (which [`recipients`] never reads) as empty lines.
+fn push_between<'t>(
+    lines: &mut Vec<&'t str>,
+    text: &'t str,
+    mut start: usize,
+    end: usize,
+    below: usize,
+) {
+    for _ in 0..below {
+        if start == end || lines.len() == MAX_LINES {
+            return;
+        }
+        start = push_line(lines, text, start);
+    }
+    if start == end {
+        return;
+    }
+    let b = text.as_bytes();
+    // (`end - 1` is the newline that ends the last line.)
+    let last = memchr::memrchr(b'\n', &b[start..end - 1]).map_or(start, |k| start + k + 1);
+    let room = MAX_LINES - lines.len();
+    lines.resize(lines.len() + count_newlines(&b[start..last]).min(room), "");
+    if lines.len() < MAX_LINES {
+        push_line(lines, text, last);
+    }
+}
+
+/// How many newlines `b` holds. The compares are summed in `u8` over
+/// chunks of at most 255 bytes (so that no sum overflows), a loop the
+/// compiler turns into vector compares and adds: a fraction of an
+/// instruction a byte, where a search call per line costs some 65.
+fn count_newlines(b: &[u8]) -> usize {
+    b.chunks(255)
+        .map(|chunk| usize::from(chunk.iter().fold(0u8, |n, &c| n + u8::from(c == b'\n'))))
+        .sum()
 }
 
 /// A recipient found so far in a bounce text: its address and the lines
@@ -654,6 +715,14 @@ mod tests {
     #[test]
     fn lines_with_at_are_scan_lines_to_8_below_the_last_at() {
         let long = format!("x\n{}a@b\n{}end", "l\n".repeat(3), "m\r\n".repeat(12));
+        // `@` lines far apart, near, and the text ending on an empty line.
+        let gaps = format!(
+            "top\n{}a@b\r\n{}c@d\n1\n\n2\r\ne@f\n{}g@h@i\n{}",
+            "t\n".repeat(20),
+            "m\r\n\n".repeat(15),
+            "x\r\n".repeat(9),
+            "y\n".repeat(4),
+        );
         for t in [
             "",
             "a@b",
@@ -665,6 +734,9 @@ mod tests {
             &long,
             "a@b\n1\n2\n3\n4\n5\n6\n7\n8",
             "a@b\n1\n2\n3\n4\n5\n6\n7\n8\n9",
+            &gaps,
+            &format!("{gaps}\r\n\r\n@"),
+            &format!("{}{gaps}", "z\r\n".repeat(30)),
         ] {
             let (lines, with_at) = lines_with_at(t);
             let all: Vec<&str> = scan::lines(t).collect();
@@ -673,11 +745,28 @@ mod tests {
             let len = want
                 .last()
                 .map_or(0, |&k| (k + 1 + LINES_BELOW).min(all.len()));
-            assert_eq!(lines, all[..len], "{t:?}");
+            assert_eq!(lines.len(), len, "{t:?}");
+            // The lines read (with an `@`, just above one, or at most
+            // LINES_BELOW below one) are as written; the others empty.
+            for (k, line) in lines.iter().enumerate() {
+                let read = want.iter().any(|&i| k + 1 >= i && k <= i + LINES_BELOW);
+                assert_eq!(*line, if read { all[k] } else { "" }, "{t:?} line {k}");
+            }
         }
         let many = "a@b\n".repeat(MAX_LINES + 5);
         let (lines, with_at) = lines_with_at(&many);
         assert_eq!((lines.len(), with_at.len()), (MAX_LINES, MAX_LINES));
+        // The cut falls in the lines between two `@`, and on a line with one.
+        let far = format!("a@b\n{}c@d\n", "x\n".repeat(MAX_LINES + 5));
+        let (lines, with_at) = lines_with_at(&far);
+        assert_eq!((lines.len(), with_at.as_slice()), (MAX_LINES, &[0][..]));
+        let edge = format!("a@b\n{}c@d\ne\n", "x\n".repeat(MAX_LINES - 2));
+        let (lines, with_at) = lines_with_at(&edge);
+        assert_eq!(
+            (lines.len(), with_at.as_slice()),
+            (MAX_LINES, &[0, MAX_LINES - 1][..])
+        );
+        assert_eq!(lines[MAX_LINES - 1], "c@d");
     }
 
     #[test]
