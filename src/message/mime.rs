@@ -8,6 +8,8 @@
 
 use std::borrow::Cow;
 
+use super::scan::trim;
+
 /// Deepest multipart nesting we follow; deeper parts are ignored. Real
 /// bounces nest three or four levels.
 pub const MAX_DEPTH: usize = 24;
@@ -661,10 +663,22 @@ pub fn param<'v>(value: &'v str, name: &str) -> Option<&'v str> {
         // (`split_once('=')` with memchr, which costs less.)
         let eq = find_byte(p.as_bytes(), b'=')?;
         let (k, v) = (&p[..eq], &p[eq + 1..]);
-        k.trim()
+        // (`scan::trim` is `str::trim`, byte by byte while the ends are ASCII.)
+        trim(k)
             .eq_ignore_ascii_case(name)
-            .then(|| v.trim().trim_matches('"'))
+            .then(|| trim_quotes(trim(v)))
     })
+}
+
+/// `s.trim_matches('"')`, byte by byte: `"` is ASCII, so no character is
+/// cut.
+fn trim_quotes(s: &str) -> &str {
+    let b = s.as_bytes();
+    let Some(start) = b.iter().position(|&c| c != b'"') else {
+        return "";
+    };
+    let end = b.iter().rposition(|&c| c != b'"').map_or(start, |i| i + 1);
+    &s[start..end]
 }
 
 /// The first word of `s`, which starts with no whitespace: what
