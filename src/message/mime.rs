@@ -427,23 +427,23 @@ pub fn bytes_to_text(b: &[u8]) -> Cow<'_, str> {
 /// than UTF-8 and Latin-1 are decoded to bytes and read as UTF-8 lossily:
 /// good enough for the ASCII we match on.
 pub fn decode_words(s: &str) -> String {
-    if !s.contains("=?") {
+    if find_pair(s, b"=?").is_none() {
         return s.to_string();
     }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     let mut last_was_word = false;
-    while let Some(start) = rest.find("=?") {
+    while let Some(start) = find_pair(rest, b"=?") {
         let before = &rest[..start];
         let after = &rest[start + 2..];
-        let word = after.find('?').and_then(|q1| {
+        let word = find_byte(after.as_bytes(), b'?').and_then(|q1| {
             let charset = &after[..q1];
             let enc = after.get(q1 + 1..q1 + 2)?;
             if after.get(q1 + 2..q1 + 3)? != "?" {
                 return None;
             }
             let text_start = q1 + 3;
-            let end = after[text_start..].find("?=")? + text_start;
+            let end = find_pair(&after[text_start..], b"?=")? + text_start;
             Some((charset, enc, &after[text_start..end], end + 2))
         });
         match word {
@@ -453,11 +453,18 @@ pub fn decode_words(s: &str) -> String {
                 }
                 let bytes = if enc.eq_ignore_ascii_case("b") {
                     decode_base64(text.as_bytes())
-                } else {
+                } else if find_byte(text.as_bytes(), b'_').is_some() {
                     decode_qp(text.replace('_', " ").as_bytes())
+                } else {
+                    decode_qp(text.as_bytes())
                 };
-                let cs = charset.to_ascii_lowercase();
-                if cs.starts_with("iso-8859-1") || cs == "latin1" || cs.starts_with("windows-1252")
+                // (Compared ignoring case in place: no lowercase copy.)
+                let cs = charset.as_bytes();
+                let starts =
+                    |p: &[u8]| cs.get(..p.len()).is_some_and(|c| c.eq_ignore_ascii_case(p));
+                if starts(b"iso-8859-1")
+                    || cs.eq_ignore_ascii_case(b"latin1")
+                    || starts(b"windows-1252")
                 {
                     out.extend(bytes.iter().map(|&c| c as char));
                 } else {
@@ -475,6 +482,13 @@ pub fn decode_words(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Where `pair` (two ASCII bytes) first starts in `s`: `s.find("=?")`
+/// through `memchr`, without building a substring searcher for each call.
+fn find_pair(s: &str, pair: &[u8; 2]) -> Option<usize> {
+    let b = s.as_bytes();
+    memchr::memchr_iter(pair[0], b).find(|&i| b.get(i + 1) == Some(&pair[1]))
 }
 
 /// Lenient base64: skips anything outside the alphabet, stops at padding,
