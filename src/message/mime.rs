@@ -847,7 +847,9 @@ pub struct Parsed<'a> {
 /// Parses a message without recursion.
 pub fn parse(raw: &[u8]) -> Parsed<'_> {
     let (headers, top_body) = parse_head(raw);
-    let mut leaves = Vec::new();
+    // Room for a usual bounce's leaves (three or four, a few more with an
+    // HTML alternative or attachments), so that pushing them does not regrow it.
+    let mut leaves = Vec::with_capacity(8);
     let mut truncated = false;
     // Stack of entities still to visit, in reverse document order. Room
     // for a usual bounce's parts, so that pushing them does not regrow it.
