@@ -8,6 +8,8 @@
 
 use std::borrow::Cow;
 
+use super::scan::trim;
+
 /// Deepest multipart nesting we follow; deeper parts are ignored. Real
 /// bounces nest three or four levels.
 pub const MAX_DEPTH: usize = 24;
@@ -425,23 +427,23 @@ pub fn bytes_to_text(b: &[u8]) -> Cow<'_, str> {
 /// than UTF-8 and Latin-1 are decoded to bytes and read as UTF-8 lossily:
 /// good enough for the ASCII we match on.
 pub fn decode_words(s: &str) -> String {
-    if !s.contains("=?") {
+    if find_pair(s, b"=?").is_none() {
         return s.to_string();
     }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     let mut last_was_word = false;
-    while let Some(start) = rest.find("=?") {
+    while let Some(start) = find_pair(rest, b"=?") {
         let before = &rest[..start];
         let after = &rest[start + 2..];
-        let word = after.find('?').and_then(|q1| {
+        let word = find_byte(after.as_bytes(), b'?').and_then(|q1| {
             let charset = &after[..q1];
             let enc = after.get(q1 + 1..q1 + 2)?;
             if after.get(q1 + 2..q1 + 3)? != "?" {
                 return None;
             }
             let text_start = q1 + 3;
-            let end = after[text_start..].find("?=")? + text_start;
+            let end = find_pair(&after[text_start..], b"?=")? + text_start;
             Some((charset, enc, &after[text_start..end], end + 2))
         });
         match word {
@@ -451,11 +453,18 @@ pub fn decode_words(s: &str) -> String {
                 }
                 let bytes = if enc.eq_ignore_ascii_case("b") {
                     decode_base64(text.as_bytes())
-                } else {
+                } else if find_byte(text.as_bytes(), b'_').is_some() {
                     decode_qp(text.replace('_', " ").as_bytes())
+                } else {
+                    decode_qp(text.as_bytes())
                 };
-                let cs = charset.to_ascii_lowercase();
-                if cs.starts_with("iso-8859-1") || cs == "latin1" || cs.starts_with("windows-1252")
+                // (Compared ignoring case in place: no lowercase copy.)
+                let cs = charset.as_bytes();
+                let starts =
+                    |p: &[u8]| cs.get(..p.len()).is_some_and(|c| c.eq_ignore_ascii_case(p));
+                if starts(b"iso-8859-1")
+                    || cs.eq_ignore_ascii_case(b"latin1")
+                    || starts(b"windows-1252")
                 {
                     out.extend(bytes.iter().map(|&c| c as char));
                 } else {
@@ -473,6 +482,13 @@ pub fn decode_words(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Where `pair` (two ASCII bytes) first starts in `s`: `s.find("=?")`
+/// through `memchr`, without building a substring searcher for each call.
+fn find_pair(s: &str, pair: &[u8; 2]) -> Option<usize> {
+    let b = s.as_bytes();
+    memchr::memchr_iter(pair[0], b).find(|&i| b.get(i + 1) == Some(&pair[1]))
 }
 
 /// Lenient base64: skips anything outside the alphabet, stops at padding,
@@ -599,17 +615,18 @@ fn mime_of(value: Option<&str>) -> Cow<'static, str> {
     let bytes = value.as_bytes();
     let end = bytes
         .iter()
-        .position(|&b| b == b';' || b == b'"' || !b.is_ascii() || first_word_stop(b))
+        .position(|&b| TYPE_STOP[usize::from(b)])
         .unwrap_or(bytes.len());
     let mime = if end > 0 && bytes.get(end).is_none_or(|&b| b != b'"' && b.is_ascii()) {
         &value[..end]
     } else {
         first_word(Params(Some(value)).next().unwrap_or_default().trim())
     };
-    if !mime.as_bytes().contains(&b'/') {
-        Cow::Borrowed("text/plain")
-    } else if let Some(k) = known_type(mime) {
+    // (Every known type holds a `/`: the usual value needs no search.)
+    if let Some(k) = known_type(mime) {
         Cow::Borrowed(k)
+    } else if !mime.as_bytes().contains(&b'/') {
+        Cow::Borrowed("text/plain")
     } else {
         Cow::Owned(mime.to_ascii_lowercase())
     }
@@ -619,11 +636,21 @@ fn mime_of(value: Option<&str>) -> Cow<'static, str> {
 /// on the stack and matched by a `match`, which goes by length first,
 /// instead of a case-blind comparison with each entry in turn.
 fn known_type(mime: &str) -> Option<&'static str> {
+    // Most values are written in lowercase already: tried as they are
+    // first, they need no copy.
+    if let Some(k) = known_lowercase(mime.as_bytes()) {
+        return Some(k);
+    }
     let mut buf = [0u8; 32];
     let lower = buf.get_mut(..mime.len())?;
     lower.copy_from_slice(mime.as_bytes());
     lower.make_ascii_lowercase();
-    let known = match &*lower {
+    known_lowercase(lower)
+}
+
+/// The [`KNOWN_TYPES`] entry that `lower` is, exactly.
+fn known_lowercase(lower: &[u8]) -> Option<&'static str> {
+    let known = match lower {
         b"text/plain" => 0,
         b"text/html" => 1,
         b"text/rfc822-headers" => 2,
@@ -650,10 +677,22 @@ pub fn param<'v>(value: &'v str, name: &str) -> Option<&'v str> {
         // (`split_once('=')` with memchr, which costs less.)
         let eq = find_byte(p.as_bytes(), b'=')?;
         let (k, v) = (&p[..eq], &p[eq + 1..]);
-        k.trim()
+        // (`scan::trim` is `str::trim`, byte by byte while the ends are ASCII.)
+        trim(k)
             .eq_ignore_ascii_case(name)
-            .then(|| v.trim().trim_matches('"'))
+            .then(|| trim_quotes(trim(v)))
     })
+}
+
+/// `s.trim_matches('"')`, byte by byte: `"` is ASCII, so no character is
+/// cut.
+fn trim_quotes(s: &str) -> &str {
+    let b = s.as_bytes();
+    let Some(start) = b.iter().position(|&c| c != b'"') else {
+        return "";
+    };
+    let end = b.iter().rposition(|&c| c != b'"').map_or(start, |i| i + 1);
+    &s[start..end]
 }
 
 /// The first word of `s`, which starts with no whitespace: what
@@ -668,8 +707,22 @@ fn first_word(s: &str) -> &str {
     }
 }
 
+/// The bytes that end the type in [`mime_of`]'s usual case: `;`, `"`,
+/// non-ASCII, and the ASCII spaces of [`first_word_stop`]. One load per
+/// byte instead of a comparison with each.
+static TYPE_STOP: [bool; 256] = {
+    let mut stop = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        stop[b] = byte == b';' || byte == b'"' || !byte.is_ascii() || first_word_stop(byte);
+        b += 1;
+    }
+    stop
+};
+
 /// Is `b` an ASCII byte that `char::is_whitespace` holds to be a space?
-fn first_word_stop(b: u8) -> bool {
+const fn first_word_stop(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
@@ -794,7 +847,9 @@ pub struct Parsed<'a> {
 /// Parses a message without recursion.
 pub fn parse(raw: &[u8]) -> Parsed<'_> {
     let (headers, top_body) = parse_head(raw);
-    let mut leaves = Vec::new();
+    // Room for a usual bounce's leaves (three or four, a few more with an
+    // HTML alternative or attachments), so that pushing them does not regrow it.
+    let mut leaves = Vec::with_capacity(8);
     let mut truncated = false;
     // Stack of entities still to visit, in reverse document order. Room
     // for a usual bounce's parts, so that pushing them does not regrow it.
