@@ -345,8 +345,8 @@ fn reply_line(line: &str) -> bool {
 }
 
 /// The headers of a returned message quoted as text after the separator
-/// (only those analyze reads, [`super::analyze::ORIGINAL_FIELDS`]), when
-/// it has a To or From.
+/// (only the fields analyze reads of a returned original, its
+/// `ORIGINAL_FIELDS`), when it has a To or From.
 pub fn quoted_headers(rest: &str) -> Option<Headers<'_>> {
     let start = rest.trim_start_matches(['\r', '\n', ' ']);
     // The fields of the head alone, found on the way to its end (one walk
