@@ -374,12 +374,12 @@ fn from_ses(notice: ses::Notice) -> Classification {
     }
 }
 
-/// Microsoft's feedback loop (JMRP) sends complaints as a plain message with
-/// the reported mail attached, not as ARF.
 /// The fields read from a returned original's header block (by
 /// [`sender_addresses`] and for its `To`): only these are decoded.
 pub(super) const ORIGINAL_FIELDS: &[&str] = &["from", "to", "return-path", "sender", "reply-to"];
 
+/// Microsoft's feedback loop (JMRP) sends complaints as a plain message with
+/// the reported mail attached, not as ARF.
 fn hotmail_complaint(p: &Parsed<'_>, original: Option<&Headers>) -> Option<Classification> {
     // (Compared ignoring ASCII case rather than on a lowercase copy.)
     const SUBJECT: &str = "complaint about message from";
