@@ -365,7 +365,7 @@ const MAY_START_WHITESPACE: [bool; 256] = {
     let mut t = [false; 256];
     let mut c = 0;
     while c < 256 {
-        t[c] = matches!(c, 0x09..=0x0D | 0x20 | 0xC2 | 0xE1..=0xE3);
+        t[c] = scan::is_ascii_space(c as u8) || matches!(c, 0xC2 | 0xE1..=0xE3);
         c += 1;
     }
     t
@@ -388,7 +388,7 @@ fn push_word(out: &mut String, word: &str) {
 /// is always the first byte of a character: only there is one decoded.
 fn whitespace_len(text: &str, i: usize) -> usize {
     match text.as_bytes()[i] {
-        b'\t'..=b'\r' | b' ' => 1,
+        b if scan::is_ascii_space(b) => 1,
         0xC2 | 0xE1..=0xE3 => text[i..]
             .chars()
             .next()

@@ -35,7 +35,7 @@ pub fn contains_ci(text: &str, needle: &str) -> bool {
 
 /// Is `c` an ASCII byte that `char::is_whitespace` holds (it adds U+000B
 /// to `u8::is_ascii_whitespace`)?
-fn is_ascii_space(c: u8) -> bool {
+pub(super) const fn is_ascii_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c')
 }
 
@@ -45,6 +45,11 @@ fn is_ascii_space(c: u8) -> bool {
 /// and `str::trim` then finishes.
 pub fn trim(s: &str) -> &str {
     let b = s.as_bytes();
+    // Most often there is nothing to trim: both ends are plain ASCII.
+    let plain = |c: &u8| c.is_ascii() && !is_ascii_space(*c);
+    if b.first().is_none_or(plain) && b.last().is_none_or(plain) {
+        return s;
+    }
     let start = b
         .iter()
         .position(|&c| !is_ascii_space(c))
