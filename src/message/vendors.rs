@@ -247,8 +247,8 @@ pub fn split_original(text: &str) -> (&str, &str) {
             continue;
         }
         let line = scan::trim(&text[start..end]);
+        let separator = ["--", "==", "__", "**"].iter().any(|p| line.starts_with(p));
         for m in ac.find_iter(Input::new(&lower).range(start..end)) {
-            let separator = ["--", "==", "__", "**"].iter().any(|p| line.starts_with(p));
             let is_marker = if m.pattern().as_usize() < ORIGINAL_MARKERS.len() {
                 line.len() < 120
             } else {
