@@ -62,7 +62,23 @@ pub trait Observer {
     fn info(&mut self, _text: &str) {}
     /// Progress within a site's mailbox: `done` of `total` messages.
     fn progress(&mut self, _site: &str, _done: u64, _total: u64) {}
+    /// How this observer shows a message, if it can be done on the
+    /// classifying threads. A dry run's report of a local message is final
+    /// once the message is classified, so with a renderer each report is
+    /// rendered there and the bytes come to [`Observer::rendered`], in
+    /// order and a few messages at a time, instead of the report to
+    /// [`Observer::message`]. (This thread then only reads files and
+    /// writes; building, writing and freeing each report here made it the
+    /// pipeline's slowest stage.)
+    fn renderer(&self) -> Option<Render> {
+        None
+    }
+    /// The rendered reports of one or more messages, in order.
+    fn rendered(&mut self, _bytes: &[u8]) {}
 }
+
+/// Appends what an observer shows of one message to the buffer.
+pub type Render = fn(&MessageReport, &mut Vec<u8>);
 
 /// The result of a whole `check`.
 #[derive(Debug, Clone, Default)]
@@ -222,19 +238,23 @@ struct LocalBatch {
     ends: Vec<usize>,
 }
 
-impl LocalBatch {
-    /// Each message's bytes, in order.
-    fn messages(&self) -> Vec<&[u8]> {
-        let mut start = 0;
-        self.ends
-            .iter()
-            .map(|&end| {
-                let m = &self.bytes[start..end];
-                start = end;
-                m
-            })
-            .collect()
-    }
+/// Each message's bytes in a [`LocalBatch`]'s `bytes`, in order.
+fn messages<'b>(bytes: &'b [u8], ends: &[usize]) -> Vec<&'b [u8]> {
+    let mut start = 0;
+    ends.iter()
+        .map(|&end| {
+            let m = &bytes[start..end];
+            start = end;
+            m
+        })
+        .collect()
+}
+
+/// A classified local batch, waiting to be recorded or shown.
+enum Classified {
+    Verdicts(Vec<Pending>),
+    /// A dry run's, rendered by the observer's [`Render`].
+    Rendered(Vec<Rendered>),
 }
 
 /// A message fetched and classified, waiting for its batch to commit.
@@ -275,40 +295,83 @@ impl<'a> Run<'a> {
         // the larger read; growing by 1.5× instead measured no faster.)
         let mut limit = FIRST_BATCH;
         let mut next = self.read_batch(&name, &mut source, limit, Vec::new());
-        let mut waiting: Option<Vec<Pending>> = None;
+        // A dry run's reports can be rendered where they are classified.
+        let render = match self.store {
+            None => self.observer.renderer(),
+            Some(_) => None,
+        };
+        let recording = self.store.is_some();
+        let mut waiting: Option<Classified> = None;
         // The buffer of the batch before last, for the next batch to read
         // into (two batches are held at a time: one classified, one read).
         let mut spare = Vec::new();
         while !next.uids.is_empty() {
-            let batch = std::mem::take(&mut next);
-            let raws = batch.messages();
-            // Record the previous batch and read the next while this one is
-            // classified.
-            let recording = self.store.is_some();
-            let (verdicts, committed) = classify_while(site, &raws, recording, || {
-                if let Some(batch) = waiting.take() {
-                    self.record_batch(site, &name, batch, None)?;
-                    if self.due() {
-                        self.flush_local(site)?;
-                    }
+            let LocalBatch { uids, bytes, ends } = std::mem::take(&mut next);
+            let raws = messages(&bytes, &ends);
+            // Record (or show) the previous batch and read the next while
+            // this one is classified.
+            let meanwhile = || {
+                if let Some(done) = waiting.take() {
+                    self.settle(site, &name, done)?;
                 }
                 let buf = std::mem::take(&mut spare);
                 limit = (2 * limit).min(BATCH_MESSAGES);
                 next = self.read_batch(&name, &mut source, limit, buf);
                 Ok::<(), crate::store::Error>(())
-            });
+            };
+            let (done, committed) = match render {
+                Some(render) => {
+                    let (parts, committed) =
+                        render_while(site, &name, (&uids, &raws), render, meanwhile);
+                    (Classified::Rendered(parts), committed)
+                }
+                None => {
+                    let (verdicts, committed) = classify_while(site, &raws, recording, meanwhile);
+                    (
+                        Classified::Verdicts(assemble(uids, verdicts, None)),
+                        committed,
+                    )
+                }
+            };
             committed?;
             drop(raws);
             // Kept unless one huge message made it far larger than a batch.
-            if batch.bytes.capacity() <= 2 * BATCH_BYTES as usize {
-                spare = batch.bytes;
+            if bytes.capacity() <= 2 * BATCH_BYTES as usize {
+                spare = bytes;
             }
-            waiting = Some(assemble(batch.uids, verdicts, None));
+            waiting = Some(done);
         }
-        if let Some(batch) = waiting {
-            self.record_batch(site, &name, batch, None)?;
+        if let Some(done) = waiting {
+            self.settle(site, &name, done)?;
         }
         self.flush_local(site)?;
+        Ok(())
+    }
+
+    /// Records a classified local batch in the open transaction (committing
+    /// when due), or shows a rendered one.
+    fn settle(
+        &mut self,
+        site: &Site,
+        source: &str,
+        done: Classified,
+    ) -> Result<(), crate::store::Error> {
+        match done {
+            Classified::Verdicts(batch) => {
+                self.record_batch(site, source, batch, None)?;
+                if self.due() {
+                    self.flush_local(site)?;
+                }
+            }
+            Classified::Rendered(parts) => {
+                for part in parts {
+                    for kind in part.kinds {
+                        self.report.summary.add_kind(kind);
+                    }
+                    self.observer.rendered(&part.bytes);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -542,7 +605,7 @@ impl<'a> Run<'a> {
             let mut name = source.to_string();
             for p in batch {
                 self.report.summary.add_kind(p.classification.kind);
-                let report = message_report(name, p, Action::DryRun);
+                let report = message_report(name, p.uid, p.classification, Action::DryRun);
                 self.observer.message(&report);
                 name = report.source;
             }
@@ -586,7 +649,12 @@ impl<'a> Run<'a> {
             };
             self.open.unsent.push(Unsent {
                 // The action is settled by `emit`, after the commit.
-                report: message_report(source.to_string(), p, Action::Recorded),
+                report: message_report(
+                    source.to_string(),
+                    p.uid,
+                    p.classification,
+                    Action::Recorded,
+                ),
                 tally,
             });
         }
@@ -673,16 +741,21 @@ impl<'a> Run<'a> {
 }
 
 /// The report of a classified message.
-fn message_report(source: String, p: Pending, action: Action) -> MessageReport {
+fn message_report(
+    source: String,
+    uid: Option<String>,
+    c: Classification,
+    action: Action,
+) -> MessageReport {
     MessageReport {
         kind_tag: "message",
         source,
-        uid: p.uid,
-        message_id: p.classification.message_id,
-        kind: Some(p.classification.kind),
-        recipients: p.classification.recipients,
+        uid,
+        message_id: c.message_id,
+        kind: Some(c.kind),
+        recipients: c.recipients,
         action_taken: action,
-        note: p.classification.explanation,
+        note: c.explanation,
     }
 }
 
@@ -724,12 +797,6 @@ fn classify_while<R: AsRef<[u8]> + Sync, T>(
     fingerprint: bool,
     meanwhile: impl FnOnce() -> T,
 ) -> (Vec<(Fingerprint, Classification)>, T) {
-    /// Messages a worker takes at a time: sizes vary a thousandfold, so a
-    /// fixed split of the batch would leave a core idle at its end.
-    const STEP: usize = 16;
-    if raws.is_empty() {
-        return (Vec::new(), meanwhile());
-    }
     let opts = message::Options {
         verp: site.verp.clone(),
     };
@@ -742,11 +809,71 @@ fn classify_while<R: AsRef<[u8]> + Sync, T>(
         };
         (fp, message::classify(raw, &opts))
     };
-    // Asked once per run: on Linux each answer reads the cgroup's CPU
-    // quota files (three opens, reads and closes) as well.
+    let (parts, during) = in_parallel(
+        raws,
+        |_, part| part.iter().map(one).collect::<Vec<_>>(),
+        meanwhile,
+    );
+    (parts.into_iter().flatten().collect(), during)
+}
+
+/// Some messages of a dry run, classified and rendered.
+struct Rendered {
+    /// What the observer shows of them.
+    bytes: Vec<u8>,
+    /// Their kinds, for the summary.
+    kinds: Vec<Kind>,
+}
+
+/// Classifies a dry run's local batch and renders each message's report
+/// with `render` on worker threads (each report is built, rendered and
+/// freed on the thread that classified it) while this thread runs
+/// `meanwhile`.
+fn render_while<T>(
+    site: &Site,
+    source: &str,
+    batch: (&[Option<String>], &[&[u8]]),
+    render: Render,
+    meanwhile: impl FnOnce() -> T,
+) -> (Vec<Rendered>, T) {
+    let (uids, raws) = batch;
+    let opts = message::Options {
+        verp: site.verp.clone(),
+    };
+    let part = |start: usize, part: &[&[u8]]| {
+        let mut out = Rendered {
+            bytes: Vec::new(),
+            kinds: Vec::with_capacity(part.len()),
+        };
+        // One copy of the source's name, moved from each report to the next.
+        let mut name = source.to_string();
+        for (raw, uid) in part.iter().zip(&uids[start..]) {
+            let c = message::classify(raw, &opts);
+            out.kinds.push(c.kind);
+            let report = message_report(name, uid.clone(), c, Action::DryRun);
+            render(&report, &mut out.bytes);
+            name = report.source;
+        }
+        out
+    };
+    in_parallel(raws, part, meanwhile)
+}
+
+/// Runs `part` over `items`, a few at a time, on up to one worker thread
+/// per core (at most 8) while this thread runs `meanwhile`; the results in
+/// the order of the items. `part` is given where its items start.
+fn in_parallel<R: Sync, P: Send, T>(
+    items: &[R],
+    part: impl Fn(usize, &[R]) -> P + Sync,
+    meanwhile: impl FnOnce() -> T,
+) -> (Vec<P>, T) {
+    const STEP: usize = 16;
+    if items.is_empty() {
+        return (Vec::new(), meanwhile());
+    }
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let workers = cores.min(8).min(raws.len().div_ceil(STEP));
+    let workers = cores.min(8).min(items.len().div_ceil(STEP));
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
@@ -755,10 +882,10 @@ fn classify_while<R: AsRef<[u8]> + Sync, T>(
                     let mut done = Vec::new();
                     loop {
                         let start = next.fetch_add(STEP, Ordering::Relaxed);
-                        let Some(part) = raws.get(start..(start + STEP).min(raws.len())) else {
+                        let Some(these) = items.get(start..(start + STEP).min(items.len())) else {
                             break done;
                         };
-                        done.push((start, part.iter().map(one).collect::<Vec<_>>()));
+                        done.push((start, part(start, these)));
                     }
                 })
             })
@@ -769,13 +896,10 @@ fn classify_while<R: AsRef<[u8]> + Sync, T>(
             .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect();
         parts.sort_unstable_by_key(|&(start, _)| start);
-        let verdicts = parts.into_iter().flat_map(|(_, v)| v).collect();
-        (verdicts, during)
+        (parts.into_iter().map(|(_, p)| p).collect(), during)
     })
 }
 
-/// Pairs each message's identity with its verdict. `refs` are the server
-/// messages the raw bytes came from, if any.
 fn assemble(
     uids: Vec<Option<String>>,
     verdicts: Vec<(Fingerprint, Classification)>,

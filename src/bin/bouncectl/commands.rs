@@ -92,6 +92,32 @@ impl check::Observer for CheckObserver {
         }
     }
 
+    fn renderer(&self) -> Option<check::Render> {
+        Some(if self.json {
+            |r, out| {
+                r.write_json(out);
+                out.push(b'\n');
+            }
+        } else if self.per_message {
+            |r, out| {
+                // (Writing to a `Vec` cannot fail.)
+                let _ = writeln!(out, "{r}");
+            }
+        } else {
+            |_, _| {}
+        })
+    }
+
+    fn rendered(&mut self, bytes: &[u8]) {
+        if !self.open || bytes.is_empty() {
+            return;
+        }
+        self.open = self.out.write_all(bytes).is_ok();
+        if self.flush_lines && self.open {
+            self.open = self.out.flush().is_ok();
+        }
+    }
+
     fn problem(&mut self, text: &str) {
         match &self.bar {
             Some(bar) => bar.suspend(|| eprintln!("bouncectl: {text}")),
