@@ -11,11 +11,13 @@
 //!
 //! Batches are pipelined so that both cores stay busy: while batch k is
 //! classified on worker threads, this thread looks up batch k+1 in the
-//! ledger (or reads the next files) and records batch k-1 in the open
-//! transaction, committing it and removing what it recorded when it is due;
-//! meanwhile the mailbox's own worker reads batch k+1 from the server
-//! (`mailbox::ahead`). A remove still only ever follows the commit of what
-//! it removes.
+//! ledger (or reads the next messages of a file or mbox) and records batch
+//! k-1 in the open transaction, committing it and removing what it
+//! recorded when it is due; meanwhile the mailbox's own worker reads batch
+//! k+1 from the server (`mailbox::ahead`). A remove still only ever follows
+//! the commit of what it removes. A directory's files are read by the
+//! workers themselves, each just before it is classified, and a dry run's
+//! reports are rendered there too ([`Observer::renderer`]).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{After, Config, Site};
 use crate::exit::{Exit, ExitCode};
-use crate::mailbox::local::Source;
+use crate::mailbox::local::{Dir, Error as LocalError, FileRef, Source};
 use crate::mailbox::{
     self, BATCH_BYTES, BATCH_MESSAGES, FIRST_BATCH_MESSAGES as FIRST_BATCH, Mailbox, MessageRef,
 };
@@ -252,7 +254,8 @@ fn messages<'b>(bytes: &'b [u8], ends: &[usize]) -> Vec<&'b [u8]> {
 
 /// A classified local batch, waiting to be recorded or shown.
 enum Classified {
-    Verdicts(Vec<Pending>),
+    /// Each message's verdict, or why its file could not be read.
+    Verdicts(Vec<Result<Pending, LocalError>>),
     /// A dry run's, rendered by the observer's [`Render`].
     Rendered(Vec<Rendered>),
 }
@@ -285,8 +288,67 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn local(&mut self, site: &Site, mut source: Source) -> Result<(), super::Error> {
+    fn local(&mut self, site: &Site, source: Source) -> Result<(), super::Error> {
         let name = source.name().to_string();
+        match source.into_files() {
+            Ok((dir, files)) => self.local_files(site, &name, &dir, &files),
+            Err(source) => self.local_stream(site, &name, source),
+        }
+    }
+
+    /// A directory's files, a batch at a time: each file is read by the
+    /// worker that classifies it (so the cores share the kernel's work of
+    /// opening and reading too, and nothing waits for a batch to be read)
+    /// while this thread records or shows the batch before.
+    fn local_files(
+        &mut self,
+        site: &Site,
+        name: &str,
+        dir: &Dir,
+        files: &[FileRef],
+    ) -> Result<(), super::Error> {
+        // A dry run's reports can be rendered where they are classified.
+        let render = match self.store {
+            None => self.observer.renderer(),
+            Some(_) => None,
+        };
+        let recording = self.store.is_some();
+        let mut waiting: Option<Classified> = None;
+        for batch in files.chunks(BATCH_MESSAGES) {
+            let meanwhile = || match waiting.take() {
+                Some(done) => self.settle(site, name, done),
+                None => Ok(()),
+            };
+            let (done, settled) = match render {
+                Some(render) => {
+                    let (parts, settled) =
+                        read_render_while(site, name, (dir, batch), render, meanwhile);
+                    (Classified::Rendered(parts), settled)
+                }
+                None => {
+                    let (read, settled) =
+                        read_classify_while(site, (dir, batch), recording, meanwhile);
+                    (Classified::Verdicts(read), settled)
+                }
+            };
+            settled?;
+            waiting = Some(done);
+        }
+        if let Some(done) = waiting {
+            self.settle(site, name, done)?;
+        }
+        self.flush_local(site)?;
+        Ok(())
+    }
+
+    /// A stream (a file, an mbox, stdin): read in order on this thread, a
+    /// batch at a time, while the batch before is classified.
+    fn local_stream(
+        &mut self,
+        site: &Site,
+        name: &str,
+        mut source: Source,
+    ) -> Result<(), super::Error> {
         // A small first batch, and each batch at most twice the one before
         // up to the full size: the workers start after a few reads instead
         // of idling through a thousand. (Reading and recording a full batch
@@ -294,7 +356,7 @@ impl<'a> Run<'a> {
         // classify it, so while batches grow the workers wait a few ms for
         // the larger read; growing by 1.5× instead measured no faster.)
         let mut limit = FIRST_BATCH;
-        let mut next = self.read_batch(&name, &mut source, limit, Vec::new());
+        let mut next = self.read_batch(name, &mut source, limit, Vec::new());
         // A dry run's reports can be rendered where they are classified.
         let render = match self.store {
             None => self.observer.renderer(),
@@ -312,25 +374,23 @@ impl<'a> Run<'a> {
             // this one is classified.
             let meanwhile = || {
                 if let Some(done) = waiting.take() {
-                    self.settle(site, &name, done)?;
+                    self.settle(site, name, done)?;
                 }
                 let buf = std::mem::take(&mut spare);
                 limit = (2 * limit).min(BATCH_MESSAGES);
-                next = self.read_batch(&name, &mut source, limit, buf);
+                next = self.read_batch(name, &mut source, limit, buf);
                 Ok::<(), crate::store::Error>(())
             };
             let (done, committed) = match render {
                 Some(render) => {
                     let (parts, committed) =
-                        render_while(site, &name, (&uids, &raws), render, meanwhile);
+                        render_while(site, name, (&uids, &raws), render, meanwhile);
                     (Classified::Rendered(parts), committed)
                 }
                 None => {
                     let (verdicts, committed) = classify_while(site, &raws, recording, meanwhile);
-                    (
-                        Classified::Verdicts(assemble(uids, verdicts, None)),
-                        committed,
-                    )
+                    let pending = assemble(uids, verdicts, None).into_iter().map(Ok);
+                    (Classified::Verdicts(pending.collect()), committed)
                 }
             };
             committed?;
@@ -342,7 +402,7 @@ impl<'a> Run<'a> {
             waiting = Some(done);
         }
         if let Some(done) = waiting {
-            self.settle(site, &name, done)?;
+            self.settle(site, name, done)?;
         }
         self.flush_local(site)?;
         Ok(())
@@ -357,7 +417,14 @@ impl<'a> Run<'a> {
         done: Classified,
     ) -> Result<(), crate::store::Error> {
         match done {
-            Classified::Verdicts(batch) => {
+            Classified::Verdicts(read) => {
+                let mut batch = Vec::with_capacity(read.len());
+                for r in read {
+                    match r {
+                        Ok(p) => batch.push(p),
+                        Err(e) => self.unreadable(source, &e),
+                    }
+                }
                 self.record_batch(site, source, batch, None)?;
                 if self.due() {
                     self.flush_local(site)?;
@@ -365,14 +432,32 @@ impl<'a> Run<'a> {
             }
             Classified::Rendered(parts) => {
                 for part in parts {
-                    for kind in part.kinds {
-                        self.report.summary.add_kind(kind);
+                    // Up to each unreadable file's error, then the rest.
+                    let mut from = 0;
+                    for (outcome, end) in part.each {
+                        match outcome {
+                            Ok(kind) => self.report.summary.add_kind(kind),
+                            Err(e) => {
+                                self.observer.rendered(&part.bytes[from..end]);
+                                from = end;
+                                self.unreadable(source, &e);
+                            }
+                        }
                     }
-                    self.observer.rendered(&part.bytes);
+                    self.observer.rendered(&part.bytes[from..]);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Reports a local message that could not be read.
+    fn unreadable(&mut self, source: &str, e: &LocalError) {
+        self.observer.problem(&e.to_string());
+        self.report.fail(e.exit());
+        self.report.summary.messages += 1;
+        self.observer
+            .message(&error_report(source, None, &e.to_string()));
     }
 
     /// Reads the next batch of a local source (empty at its end) into
@@ -401,13 +486,7 @@ impl<'a> Run<'a> {
                     batch.uids.push(uid);
                     batch.ends.push(batch.bytes.len());
                 }
-                Some(Err(e)) => {
-                    self.observer.problem(&e.to_string());
-                    self.report.fail(e.exit());
-                    self.report.summary.messages += 1;
-                    self.observer
-                        .message(&error_report(name, None, &e.to_string()));
-                }
+                Some(Err(e)) => self.unreadable(name, &e),
             }
         }
         batch
@@ -800,30 +879,139 @@ fn classify_while<R: AsRef<[u8]> + Sync, T>(
     let opts = message::Options {
         verp: site.verp.clone(),
     };
-    let one = |raw: &R| {
-        let raw = raw.as_ref();
-        let fp = if fingerprint {
-            Fingerprint::of(raw)
-        } else {
-            Fingerprint([0; 32])
-        };
-        (fp, message::classify(raw, &opts))
-    };
     let (parts, during) = in_parallel(
         raws,
-        |_, part| part.iter().map(one).collect::<Vec<_>>(),
+        |_, part| {
+            part.iter()
+                .map(|raw| verdict(raw.as_ref(), fingerprint, &opts))
+                .collect::<Vec<_>>()
+        },
         meanwhile,
     );
     (parts.into_iter().flatten().collect(), during)
+}
+
+/// A message's fingerprint (unless `fingerprint` is false) and verdict.
+fn verdict(
+    raw: &[u8],
+    fingerprint: bool,
+    opts: &message::Options,
+) -> (Fingerprint, Classification) {
+    let fp = if fingerprint {
+        Fingerprint::of(raw)
+    } else {
+        Fingerprint([0; 32])
+    };
+    (fp, message::classify(raw, opts))
 }
 
 /// Some messages of a dry run, classified and rendered.
 struct Rendered {
     /// What the observer shows of them.
     bytes: Vec<u8>,
-    /// Their kinds, for the summary.
-    kinds: Vec<Kind>,
+    /// Each message in turn: its kind (for the summary), or why its file
+    /// could not be read; and where its rendering ends in `bytes`.
+    each: Vec<(Result<Kind, LocalError>, usize)>,
 }
+
+impl Rendered {
+    fn with_capacity(messages: usize) -> Rendered {
+        Rendered {
+            bytes: Vec::new(),
+            each: Vec::with_capacity(messages),
+        }
+    }
+}
+
+/// Classifies a dry run's messages one after another on a worker, and
+/// renders each one's report there.
+struct Renderer<'a> {
+    render: Render,
+    opts: &'a message::Options,
+    /// One copy of the source's name, moved from each report to the next.
+    name: String,
+}
+
+impl Renderer<'_> {
+    /// Classifies `raw` and appends its rendered report to `out`.
+    fn one(&mut self, raw: &[u8], uid: Option<String>, out: &mut Vec<u8>) -> Kind {
+        let c = message::classify(raw, self.opts);
+        let kind = c.kind;
+        let name = std::mem::take(&mut self.name);
+        let report = message_report(name, uid, c, Action::DryRun);
+        (self.render)(&report, out);
+        self.name = report.source;
+        kind
+    }
+}
+
+/// [`render_while`] for a directory's files, each read by the worker
+/// that classifies it.
+fn read_render_while<T>(
+    site: &Site,
+    source: &str,
+    (dir, files): (&Dir, &[FileRef]),
+    render: Render,
+    meanwhile: impl FnOnce() -> T,
+) -> (Vec<Rendered>, T) {
+    let opts = message::Options {
+        verp: site.verp.clone(),
+    };
+    let part = |_, files: &[FileRef]| {
+        let mut out = Rendered::with_capacity(files.len());
+        let mut renderer = Renderer {
+            render,
+            opts: &opts,
+            name: source.to_string(),
+        };
+        let mut buf = Vec::with_capacity(READ_BUFFER);
+        for &file in files {
+            buf.clear();
+            let outcome = dir
+                .read_into(file, &mut buf)
+                .map(|uid| renderer.one(&buf, Some(uid), &mut out.bytes));
+            out.each.push((outcome, out.bytes.len()));
+        }
+        out
+    };
+    in_parallel(files, part, meanwhile)
+}
+
+/// [`classify_while`] for a directory's files, each read by the worker
+/// that classifies it.
+fn read_classify_while<T>(
+    site: &Site,
+    (dir, files): (&Dir, &[FileRef]),
+    fingerprint: bool,
+    meanwhile: impl FnOnce() -> T,
+) -> (Vec<Result<Pending, LocalError>>, T) {
+    let opts = message::Options {
+        verp: site.verp.clone(),
+    };
+    let part = |_, files: &[FileRef]| {
+        let mut buf = Vec::with_capacity(READ_BUFFER);
+        let mut read = Vec::with_capacity(files.len());
+        for &file in files {
+            buf.clear();
+            read.push(dir.read_into(file, &mut buf).map(|uid| {
+                let (fingerprint, classification) = verdict(&buf, fingerprint, &opts);
+                Pending {
+                    uid: Some(uid),
+                    source_uid: None,
+                    fingerprint,
+                    classification,
+                    server_ref: None,
+                }
+            }));
+        }
+        read
+    };
+    let (parts, during) = in_parallel(files, part, meanwhile);
+    (parts.into_iter().flatten().collect(), during)
+}
+
+/// Room a worker's read buffer starts with: most bounces fit.
+const READ_BUFFER: usize = 64 * 1024;
 
 /// Classifies a dry run's local batch and renders each message's report
 /// with `render` on worker threads (each report is built, rendered and
@@ -841,18 +1029,15 @@ fn render_while<T>(
         verp: site.verp.clone(),
     };
     let part = |start: usize, part: &[&[u8]]| {
-        let mut out = Rendered {
-            bytes: Vec::new(),
-            kinds: Vec::with_capacity(part.len()),
+        let mut out = Rendered::with_capacity(part.len());
+        let mut renderer = Renderer {
+            render,
+            opts: &opts,
+            name: source.to_string(),
         };
-        // One copy of the source's name, moved from each report to the next.
-        let mut name = source.to_string();
         for (raw, uid) in part.iter().zip(&uids[start..]) {
-            let c = message::classify(raw, &opts);
-            out.kinds.push(c.kind);
-            let report = message_report(name, uid.clone(), c, Action::DryRun);
-            render(&report, &mut out.bytes);
-            name = report.source;
+            let kind = renderer.one(raw, uid.clone(), &mut out.bytes);
+            out.each.push((Ok(kind), out.bytes.len()));
         }
         out
     };
@@ -1106,6 +1291,97 @@ after = "delete"
             assert!(log.is_empty(), "{log:?}");
             assert_eq!(summary.messages, FIRST_BATCH as u64);
             assert_eq!(summary.deleted, 0);
+        }
+    }
+
+    /// Sees everything a run shows: reports, rendered bytes and problems.
+    #[derive(Default)]
+    struct Seen {
+        render: Option<Render>,
+        /// A line per report: `kind` or `error`.
+        lines: Vec<String>,
+        problems: Vec<String>,
+    }
+
+    impl Observer for Seen {
+        fn message(&mut self, r: &MessageReport) {
+            let what = r.kind.map_or("error", Kind::as_str);
+            self.lines
+                .push(format!("{what} {}", r.uid.as_deref().unwrap_or("-")));
+        }
+        fn problem(&mut self, text: &str) {
+            self.problems.push(text.to_string());
+        }
+        fn renderer(&self) -> Option<Render> {
+            self.render
+        }
+        fn rendered(&mut self, bytes: &[u8]) {
+            let text = String::from_utf8(bytes.to_vec()).unwrap();
+            self.lines.extend(text.lines().map(str::to_string));
+        }
+    }
+
+    #[test]
+    fn a_maildir_file_gone_before_it_is_read_is_one_error_in_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = dir.path().join("md");
+        std::fs::create_dir_all(md.join("cur")).unwrap();
+        std::fs::create_dir_all(md.join("new")).unwrap();
+        let names: Vec<String> = (0..40).map(|i| format!("cur/{i:02}:2,S")).collect();
+        for (i, n) in names.iter().enumerate() {
+            std::fs::write(md.join(n), format!("Subject: n{i}\n\nhello\n")).unwrap();
+        }
+        let config = config(dir.path());
+        let site = &config.sites[0];
+        let render: Render = |r, out| {
+            let kind = r.kind.map_or("error", Kind::as_str);
+            out.extend_from_slice(
+                format!("{kind} {}\n", r.uid.as_deref().unwrap_or("-")).as_bytes(),
+            );
+        };
+        for (dry_run, render) in [(true, Some(render)), (true, None), (false, None)] {
+            let opts = Options {
+                paths: Vec::new(),
+                site: None,
+                dry_run,
+                db: dir.path().join(format!("b{}.db", render.is_some())),
+                wait: Duration::from_secs(1),
+                now: 1_700_000_000,
+                per_transaction: 1000,
+            };
+            let mut store = (!dry_run).then(|| Store::open(&opts.db).unwrap());
+            let source = Source::open(&md.to_string_lossy()).unwrap();
+            // Listed, then gone: reading it fails.
+            std::fs::rename(md.join(&names[17]), dir.path().join("away")).unwrap();
+            let mut report = Report::default();
+            let mut seen = Seen {
+                render,
+                ..Seen::default()
+            };
+            let mut run = Run::new(&config, &opts, store.as_mut(), &mut seen, &mut report);
+            run.local(site, source).unwrap();
+            std::fs::rename(dir.path().join("away"), md.join(&names[17])).unwrap();
+            let what = format!("dry run {dry_run}, rendered {}", render.is_some());
+            assert_eq!(seen.problems.len(), 1, "{what}: {:?}", seen.problems);
+            assert!(
+                seen.problems[0].contains("17:2,S"),
+                "{what}: {:?}",
+                seen.problems
+            );
+            assert_eq!(report.summary.messages, 40, "{what}");
+            assert_eq!(report.summary.not_bounces, 39, "{what}");
+            assert_eq!(report.summary.errors, 1, "{what}");
+            assert_eq!(report.exit, Some(Exit::DataErr), "{what}");
+            let mut expected: Vec<String> =
+                names.iter().map(|n| format!("not_bounce {n}")).collect();
+            expected.remove(17);
+            // Shown where it was when rendered; before its batch otherwise.
+            if render.is_some() {
+                expected.insert(17, "error -".into());
+            } else {
+                expected.insert(0, "error -".into());
+            }
+            assert_eq!(seen.lines, expected, "{what}");
         }
     }
 }
