@@ -217,6 +217,12 @@ pub fn decide(e: &Evidence<'_>) -> Reason {
             Some("CONN" | "EHLO" | "HELO" | "MAIL" | "RCPT")
         )
     };
+    // A full mailbox by its code is the answer whatever the text says (it
+    // comes first in `FIRST_ORDER`, and certain "unknown" words yield to
+    // it): no phrase scan needed.
+    if by_code == Some(Reason::MailboxFull) {
+        return Reason::MailboxFull;
+    }
     let hits = scan(text);
     if hits.certain_unknown() && !matches!(by_code, Some(Reason::MailboxFull | Reason::Suspend)) {
         return Reason::UserUnknown;
@@ -349,6 +355,19 @@ mod tests {
     #[test]
     fn specific_status_decides() {
         assert_eq!(reason("5.2.2", "whatever"), Reason::MailboxFull);
+        // (Decided before the text is scanned: no words overrule it.)
+        for text in ["user unknown in local recipient table", "user suspended"] {
+            for diag_type in [None, Some("x-unix")] {
+                let t = normalize(text);
+                let r = decide(&Evidence {
+                    status: Some("4.2.2"),
+                    text: &t,
+                    diag_type,
+                    ..Evidence::default()
+                });
+                assert_eq!(r, Reason::MailboxFull, "{text}");
+            }
+        }
     }
 
     #[test]

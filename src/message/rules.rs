@@ -977,6 +977,19 @@ pub fn phrase_matches(text: &str, pattern: &str) -> bool {
     true
 }
 
+/// [`phrase_matches`] with the pattern's pieces (split at `*`) already
+/// built into finders: each piece found after the one before it.
+fn pieces_in_order(text: &[u8], finders: &[memchr::memmem::Finder<'_>]) -> bool {
+    let mut rest = text;
+    for finder in finders {
+        match finder.find(rest) {
+            Some(i) => rest = &rest[i + finder.needle().len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
 /// Which reasons' phrases a text contains, per table.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Hits {
@@ -1032,10 +1045,13 @@ struct Pattern {
     /// 0 first, 1 second, 2 certain.
     table: u8,
     reason: Reason,
-    phrase: &'static str,
     /// Has a `*` gap: the pieces only say it may match, [`phrase_matches`]
     /// decides. Then its place in [`Compiled::gapped`].
     gapped: Option<u8>,
+    /// Of a gapped phrase, a finder for each piece in order: what
+    /// [`phrase_matches`] does, without building a searcher per call
+    /// (that cost more than the search itself on short texts).
+    finders: Vec<memchr::memmem::Finder<'static>>,
     /// The pieces looked for (ids in the [`PieceIndex`]): all of them, or
     /// of a gapped phrase only those of [`LONG`] bytes when there are
     /// some. (A short piece such as `"<"` or `"no "` occurs in most
@@ -1079,11 +1095,15 @@ impl Compiled {
                         gapped_list.push(patterns.len());
                         slot as u8
                     });
+                    let finders = match gapped {
+                        Some(_) => phrase.split('*').map(memchr::memmem::Finder::new).collect(),
+                        None => Vec::new(),
+                    };
                     patterns.push(Pattern {
                         table,
                         reason: *reason,
-                        phrase,
                         gapped,
+                        finders,
                         ids,
                     });
                 }
@@ -1366,7 +1386,7 @@ fn scan_with(c: &Compiled, text: &str) -> Hits {
         let slot = gapped.trailing_zeros() as usize;
         gapped &= gapped - 1;
         let p = &c.patterns[c.gapped[slot]];
-        if p.ids.iter().all(|&id| found[id]) && phrase_matches(text, p.phrase) {
+        if p.ids.iter().all(|&id| found[id]) && pieces_in_order(text.as_bytes(), &p.finders) {
             hits.set(p.table, p.reason);
         }
     }
