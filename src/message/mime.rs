@@ -98,6 +98,21 @@ impl<'a> Iterator for Lines<'a> {
     }
 }
 
+impl Lines<'_> {
+    /// Skips the lines that start with a space or a tab: the continuation
+    /// lines of a field not kept (a `Received` or `DKIM-Signature` field
+    /// takes several), which the walk in [`fields_of`] would only turn
+    /// down one by one. (Such a line is neither empty nor a field.)
+    fn skip_continuations(&mut self) {
+        while let Some(b' ' | b'\t') = self.0.first() {
+            self.0 = match find_byte(self.0, b'\n') {
+                Some(i) => &self.0[i + 1..],
+                None => &[],
+            };
+        }
+    }
+}
+
 /// Splits an entity into its header block and body at the first empty line
 /// (`\n` or `\r\n` alone). Without an empty line, everything is header.
 pub fn split_head(raw: &[u8]) -> (&[u8], &[u8]) {
@@ -168,7 +183,7 @@ fn fields_of<'a>(
     let mut at_empty = false;
     // Wanted fields met so far (all pushed, unless `only` skipped some).
     let mut seen = 0;
-    for line in lines.by_ref() {
+    while let Some(line) = lines.next() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         // (The empty line that ends a header block: see `split_head`.)
         if to_empty && line.is_empty() {
@@ -203,6 +218,7 @@ fn fields_of<'a>(
         // Not a field the classifier reads (Received, DKIM-Signature...):
         // skipping it saves decoding and copying most of a header block.
         let Some((name, colon)) = wanted_field(line) else {
+            lines.skip_continuations();
             continue;
         };
         seen += 1;
@@ -1303,6 +1319,105 @@ mod tests {
                     assert_eq!(has_equals(&v), other == b'=');
                     v[at] = b'=';
                     assert!(has_equals(&v), "{len} {at} {other}");
+                }
+            }
+        }
+    }
+
+    /// `fields_of` as first written: every line handled on its own, the
+    /// continuation lines of a field not kept too. Fields as strings, the
+    /// rest of the input, whether it stopped at the empty line, the count.
+    fn fields_reference<'a>(
+        raw: &'a [u8],
+        to_empty: bool,
+        only: Option<&[&str]>,
+    ) -> (Vec<(String, String)>, &'a [u8], bool, usize) {
+        let mut lines = Lines(raw);
+        let mut fields = Vec::new();
+        let mut current: Option<(Cow<'static, str>, Cow<'_, [u8]>)> = None;
+        let mut at_empty = false;
+        let mut seen = 0;
+        for line in lines.by_ref() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if to_empty && line.is_empty() {
+                at_empty = true;
+                break;
+            }
+            let unindented_param = || {
+                current.as_ref().is_some_and(|(_, v)| v.ends_with(b";"))
+                    && !line.contains(&b':')
+                    && line.contains(&b'=')
+            };
+            if line.first().is_some_and(|&b| b == b' ' || b == b'\t') || unindented_param() {
+                if let Some((_, v)) = current.as_mut()
+                    && v.len() < MAX_HEADER_VALUE
+                {
+                    let v = v.to_mut();
+                    v.push(b' ');
+                    v.extend_from_slice(trim_bytes(line));
+                }
+                continue;
+            }
+            if let Some((n, v)) = current.take() {
+                push_field(&mut fields, n, v);
+            }
+            if seen >= MAX_HEADERS {
+                break;
+            }
+            let Some((name, colon)) = wanted_field(line) else {
+                continue;
+            };
+            seen += 1;
+            if only.is_some_and(|only| !only.contains(&&*name)) {
+                continue;
+            }
+            current = Some((name, Cow::Borrowed(trim_bytes(&line[colon + 1..]))));
+        }
+        if let Some((n, v)) = current.take() {
+            push_field(&mut fields, n, v);
+        }
+        let fields = fields
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        (fields, lines.0, at_empty, seen)
+    }
+
+    #[test]
+    fn fields_of_agrees_with_the_line_by_line_reference() {
+        let many: Vec<u8> = (0..MAX_HEADERS + 3)
+            .flat_map(|i| format!("Received: r{i}\n x\nTo: t{i}\n\tmore\n").into_bytes())
+            .chain(b"\nbody".iter().copied())
+            .collect();
+        let inputs: [&[u8]; 14] = [
+            b"Received: a\r\n\tb\r\n c\r\nTo: x@y\r\n\r\nbody",
+            b"DKIM-Signature: v=1;\n\tb=abc\n\tdef\nSubject: s\n\n",
+            b"Received: a\n \nTo: t\n\n",
+            b"Received: a\n\r\nTo: t\n",
+            b"Received: a\r \rTo: t\n\nb",
+            b"X-Spam: a\n\tb\n\tc",
+            b"X-Spam: a\n\tb\n\t",
+            b"Content-Type: multipart/mixed;\nboundary=\"b\"\n\nbody",
+            b"X-Other: a;\nboundary=\"b\"\nTo: t\n\n",
+            b"Message-ID: <m>\n folded\nFrom: f\n  x\nTo: t\n\n",
+            b"From a@b Mon\nReceived: a\n b\nTo: t",
+            b"\tleading continuation\nTo: t\n\n",
+            b"",
+            &many,
+        ];
+        let only: &[&str] = &["to", "from"];
+        for raw in inputs {
+            for to_empty in [true, false] {
+                for only in [None, Some(only)] {
+                    let mut lines = Lines(raw);
+                    let (headers, at_empty, seen) = fields_of(&mut lines, to_empty, only);
+                    let got: Vec<_> = headers
+                        .iter()
+                        .map(|(n, v)| (n.to_string(), v.to_string()))
+                        .collect();
+                    let want = fields_reference(raw, to_empty, only);
+                    let what = String::from_utf8_lossy(raw);
+                    assert_eq!((got, lines.0, at_empty, seen), want, "{what}");
                 }
             }
         }
