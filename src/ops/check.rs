@@ -917,7 +917,8 @@ struct Rendered {
 impl Rendered {
     fn with_capacity(messages: usize) -> Rendered {
         Rendered {
-            bytes: Vec::new(),
+            // A JSON report is about 500 bytes.
+            bytes: Vec::with_capacity(messages * 512),
             each: Vec::with_capacity(messages),
         }
     }
