@@ -561,6 +561,22 @@ impl Taken {
     }
 }
 
+/// Does `line` hold `mailto:` (any case)? Each colon is found with the
+/// inlined [`mime::find_byte`]: a line holds few, and `memchr_iter`'s
+/// runtime dispatch per search costs more than searching a line.
+fn has_mailto(line: &str) -> bool {
+    let b = line.as_bytes();
+    let mut from = 0;
+    while let Some(k) = mime::find_byte(&b[from..], b':') {
+        let p = from + k;
+        if p >= 6 && b[p - 6..p].eq_ignore_ascii_case(b"mailto") {
+            return true;
+        }
+        from = p + 1;
+    }
+    false
+}
+
 /// Finds failed recipients in the error part of a bounce text. `exclude`
 /// holds addresses that are the sender's, never a recipient, compared
 /// ignoring ASCII case: owned and lowercased, or borrowed as written in
@@ -574,8 +590,7 @@ pub fn recipients(error: &str, exclude: &[impl AsRef<str>]) -> Vec<TextRecipient
         let line = lines[i];
         let l = line.trim_start();
         if SKIP_LINE_PREFIXES.iter().any(|p| starts_with_ci(l, p))
-            || memchr::memchr_iter(b':', l.as_bytes())
-                .any(|p| p >= 6 && l.as_bytes()[p - 6..p].eq_ignore_ascii_case(b"mailto"))
+            || has_mailto(l)
         {
             continue;
         }
@@ -696,6 +711,36 @@ pub fn recipients(error: &str, exclude: &[impl AsRef<str>]) -> Vec<TextRecipient
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn has_mailto_agrees_with_memchr_iter() {
+        for l in [
+            "",
+            ":",
+            "mailto:",
+            "MailTo:x",
+            "a:b mailto",
+            "xmailto::",
+            "ailto:mailto:",
+            "<a@b> :: MAILTO:a@b",
+            "é:mailto:",
+            "mail:to:",
+        ] {
+            let want = memchr::memchr_iter(b':', l.as_bytes())
+                .any(|p| p >= 6 && l.as_bytes()[p - 6..p].eq_ignore_ascii_case(b"mailto"));
+            assert_eq!(has_mailto(l), want, "{l:?}");
+        }
+    }
+
+    #[test]
+    fn rfind_byte_is_memrchr() {
+        let long = format!("{}\n{}", "x".repeat(70), "y\n".repeat(20));
+        for t in ["", "\n", "a\nb", "ab", &long, &long[..40], &long[3..]] {
+            for byte in [b'\n', b'x', b'z'] {
+                assert_eq!(rfind_byte(t.as_bytes(), byte), memchr::memrchr(byte, t.as_bytes()));
+            }
+        }
+    }
 
     #[test]
     fn markers_are_lowercase() {
