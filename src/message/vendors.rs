@@ -232,14 +232,14 @@ pub fn split_original(text: &str) -> (&str, &str) {
     // Lowercased ASCII keeps every byte where it was, so matches in the
     // copy are matches in `text`; without case folding in the automaton,
     // its prefilter can skip most of the text.
-    let lower = text.to_ascii_lowercase();
+    let lower = ascii_lowercase(text);
     let mut from = 0;
     // The pieces find the lines that may hold a marker; only on those does
     // the marker automaton run. No marker spans a line end, so its matches
     // in one line are those a walk over the whole text finds there.
     while let Some(piece) = filter.find(Input::new(&lower).range(from..)) {
-        let start = rfind_byte(&lower.as_bytes()[..piece.start()], b'\n').map_or(0, |i| i + 1);
-        let end = mime::find_byte(&lower.as_bytes()[piece.end()..], b'\n')
+        let start = rfind_byte(&lower[..piece.start()], b'\n').map_or(0, |i| i + 1);
+        let end = mime::find_byte(&lower[piece.end()..], b'\n')
             .map_or(text.len(), |i| piece.end() + i + 1);
         from = end;
         // The first line never starts the returned message.
@@ -260,6 +260,18 @@ pub fn split_original(text: &str) -> (&str, &str) {
         }
     }
     (text, "")
+}
+
+/// `text.to_ascii_lowercase()` as bytes, made in a loop the compiler turns into
+/// vector instructions: the standard one lowercases a byte at a time
+/// (some 6 instructions a byte), and whole bounce texts are lowercased.
+/// A byte in `A..=Z` is one whose distance from `A` is below 26 (bytes
+/// below `A` wrap around to large distances); setting its `0x20` bit
+/// makes it lowercase, and every other byte is left as it is.
+fn ascii_lowercase(text: &str) -> Vec<u8> {
+    text.bytes()
+        .map(|b| b | (u8::from(b.wrapping_sub(b'A') < 26) << 5))
+        .collect()
 }
 
 /// [`ORIGINAL_MARKERS`] then [`SEPARATOR_WORDS`] (all lowercase), matched
@@ -589,9 +601,7 @@ pub fn recipients(error: &str, exclude: &[impl AsRef<str>]) -> Vec<TextRecipient
         let line_no = i as u32;
         let line = lines[i];
         let l = line.trim_start();
-        if SKIP_LINE_PREFIXES.iter().any(|p| starts_with_ci(l, p))
-            || has_mailto(l)
-        {
+        if SKIP_LINE_PREFIXES.iter().any(|p| starts_with_ci(l, p)) || has_mailto(l) {
             continue;
         }
         // Each address as it is found, as its parts: compared without
@@ -737,8 +747,32 @@ mod tests {
         let long = format!("{}\n{}", "x".repeat(70), "y\n".repeat(20));
         for t in ["", "\n", "a\nb", "ab", &long, &long[..40], &long[3..]] {
             for byte in [b'\n', b'x', b'z'] {
-                assert_eq!(rfind_byte(t.as_bytes(), byte), memchr::memrchr(byte, t.as_bytes()));
+                assert_eq!(
+                    rfind_byte(t.as_bytes(), byte),
+                    memchr::memrchr(byte, t.as_bytes())
+                );
             }
+        }
+    }
+
+    #[test]
+    fn ascii_lowercase_is_to_ascii_lowercase() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        let all = String::from_utf8_lossy(&all).into_owned();
+        for t in ["", "A", "Z@[`az{", "ÀÉ Straße MAILER-DAEMON", &all] {
+            assert_eq!(
+                ascii_lowercase(t),
+                t.to_ascii_lowercase().as_bytes(),
+                "{t:?}"
+            );
+        }
+        for b in 0..=127u8 {
+            let s = char::from(b).to_string();
+            assert_eq!(
+                ascii_lowercase(&s),
+                s.to_ascii_lowercase().as_bytes(),
+                "{b}"
+            );
         }
     }
 
