@@ -187,13 +187,17 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
         dsn = dsn::parse(error);
     }
 
-    let original: Option<Headers> = p
-        .leaves
-        .iter()
-        .find(|l| arf::is_original_part(&l.ctype.mime))
-        // (`parse_head_only` finds where the header block ends as it parses it.)
-        .and_then(|l| mime::parse_head_only(l.body(), ORIGINAL_FIELDS))
-        .or_else(|| vendors::quoted_headers(rest));
+    // The returned original's header fields, parsed on first use: read
+    // for the sender addresses (only when the error text has an `@`), a
+    // JMRP complaint and a bounce text that names no recipient.
+    let original: LazyCell<Option<Headers>, _> = LazyCell::new(|| {
+        p.leaves
+            .iter()
+            .find(|l| arf::is_original_part(&l.ctype.mime))
+            // (`parse_head_only` finds where the header block ends as it parses it.)
+            .and_then(|l| mime::parse_head_only(l.body(), ORIGINAL_FIELDS))
+            .or_else(|| vendors::quoted_headers(rest))
+    });
 
     // `vendors::recipients` reads `exclude` only for an address it found
     // in `error`: without an `@` there, the list would go unread.
@@ -235,7 +239,7 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
     {
         return from_ses(notice);
     }
-    if let Some(c) = hotmail_complaint(p, original.as_ref()) {
+    if let Some(c) = hotmail_complaint(p, || original.as_ref()) {
         return c;
     }
     if let Some(c) = unsubscribe_request(p) {
@@ -380,7 +384,10 @@ pub(super) const ORIGINAL_FIELDS: &[&str] = &["from", "to", "return-path", "send
 
 /// Microsoft's feedback loop (JMRP) sends complaints as a plain message with
 /// the reported mail attached, not as ARF.
-fn hotmail_complaint(p: &Parsed<'_>, original: Option<&Headers>) -> Option<Classification> {
+fn hotmail_complaint<'h>(
+    p: &Parsed<'_>,
+    original: impl FnOnce() -> Option<&'h Headers<'h>>,
+) -> Option<Classification> {
     // (Compared ignoring ASCII case rather than on a lowercase copy.)
     const SUBJECT: &str = "complaint about message from";
     let subject = p.headers.get("subject")?.trim_start().as_bytes();
@@ -390,7 +397,7 @@ fn hotmail_complaint(p: &Parsed<'_>, original: Option<&Headers>) -> Option<Class
     {
         return None;
     }
-    let to = original?.get("to").and_then(scan::header_address);
+    let to = original()?.get("to").and_then(scan::header_address);
     let mut c = verdict(
         Kind::Complaint,
         to.into_iter().map(feedback_recipient).collect(),
