@@ -187,13 +187,17 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
         dsn = dsn::parse(error);
     }
 
-    let original: Option<Headers> = p
-        .leaves
-        .iter()
-        .find(|l| arf::is_original_part(&l.ctype.mime))
-        // (`parse_head_only` finds where the header block ends as it parses it.)
-        .and_then(|l| mime::parse_head_only(l.body(), ORIGINAL_FIELDS))
-        .or_else(|| vendors::quoted_headers(rest));
+    // The returned original's header fields, parsed on first use: read
+    // for the sender addresses (only when the error text has an `@`), a
+    // JMRP complaint and a bounce text that names no recipient.
+    let original: LazyCell<Option<Headers>, _> = LazyCell::new(|| {
+        p.leaves
+            .iter()
+            .find(|l| arf::is_original_part(&l.ctype.mime))
+            // (`parse_head_only` finds where the header block ends as it parses it.)
+            .and_then(|l| mime::parse_head_only(l.body(), ORIGINAL_FIELDS))
+            .or_else(|| vendors::quoted_headers(rest))
+    });
 
     // `vendors::recipients` reads `exclude` only for an address it found
     // in `error`: without an `@` there, the list would go unread.
@@ -235,7 +239,7 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
     {
         return from_ses(notice);
     }
-    if let Some(c) = hotmail_complaint(p, original.as_ref()) {
+    if let Some(c) = hotmail_complaint(p, || original.as_ref()) {
         return c;
     }
     if let Some(c) = unsubscribe_request(p) {
@@ -380,7 +384,10 @@ pub(super) const ORIGINAL_FIELDS: &[&str] = &["from", "to", "return-path", "send
 
 /// Microsoft's feedback loop (JMRP) sends complaints as a plain message with
 /// the reported mail attached, not as ARF.
-fn hotmail_complaint(p: &Parsed<'_>, original: Option<&Headers>) -> Option<Classification> {
+fn hotmail_complaint<'h>(
+    p: &Parsed<'_>,
+    original: impl FnOnce() -> Option<&'h Headers<'h>>,
+) -> Option<Classification> {
     // (Compared ignoring ASCII case rather than on a lowercase copy.)
     const SUBJECT: &str = "complaint about message from";
     let subject = p.headers.get("subject")?.trim_start().as_bytes();
@@ -390,7 +397,7 @@ fn hotmail_complaint(p: &Parsed<'_>, original: Option<&Headers>) -> Option<Class
     {
         return None;
     }
-    let to = original?.get("to").and_then(scan::header_address);
+    let to = original()?.get("to").and_then(scan::header_address);
     let mut c = verdict(
         Kind::Complaint,
         to.into_iter().map(feedback_recipient).collect(),
@@ -452,6 +459,17 @@ fn sender_addresses<'h>(top: &'h Headers<'_>, original: Option<&'h Headers<'_>>)
         }
     }
     out
+}
+
+/// Does [`settle_from_context`] read its context for `r`? Only for a
+/// user-unknown not from a `.1.1` status, or a filtered one; for any
+/// other it returns at once (a test holds the two to each other).
+fn context_may_settle(r: &Recipient) -> bool {
+    match r.reason {
+        Reason::UserUnknown => !r.status.as_deref().is_some_and(|s| s.ends_with(".1.1")),
+        Reason::Filtered => true,
+        _ => false,
+    }
 }
 
 fn from_dsn(
@@ -519,7 +537,9 @@ fn from_dsn(
                 rc.reason = again.reason;
                 rc.hard = again.hard;
             }
-            if one && matches!(rc.reason, Reason::UserUnknown | Reason::Filtered) {
+            // (The error text, normalised on first use, is not made for a
+            // `5.1.1` user-unknown, the most common DSN verdict.)
+            if one && context_may_settle(&rc) {
                 settle_from_context(&mut rc, error_lower.as_str());
             }
             if let Some(reason) = r.category.as_deref().and_then(providers::powermta_category) {
@@ -560,6 +580,78 @@ mod tests {
             .replace("&lt;", "<")
             .replace("&gt;", ">")
             .replace("&amp;", "&")
+    }
+
+    #[test]
+    fn settle_from_context_changes_only_what_context_may_settle() {
+        // Contexts that settle a user-unknown as suspended and a filtered
+        // as user-unknown (and some that do not).
+        let contexts = [
+            "",
+            "account disabled",
+            "this account has been disabled or discontinued",
+            "mailbox suspended",
+            "user unknown",
+            "no such user here",
+            "550 5.1.1 user unknown: no such user",
+            "the email account that you tried to reach does not exist",
+            "550 user unknown in local recipient table",
+        ];
+        let diagnostics = [None, Some("550 5.1.1 User unknown"), Some("blocked")];
+        let statuses = [
+            None,
+            Some("5.1.1"),
+            Some("5.2.1"),
+            Some("4.1.1"),
+            Some("5.7.1"),
+        ];
+        // The contexts do settle what may be settled.
+        for (reason, diagnostic) in [
+            (Reason::UserUnknown, None),
+            (Reason::Filtered, Some("550 5.1.1 User unknown")),
+        ] {
+            let r = Recipient {
+                address: "a@example.org".into(),
+                status: None,
+                reply_code: None,
+                action: None,
+                diagnostic: diagnostic.map(Into::into),
+                reason,
+                hard: None,
+            };
+            assert!(context_may_settle(&r));
+            assert!(
+                contexts.iter().any(|c| {
+                    let mut settled = r.clone();
+                    settle_from_context(&mut settled, c);
+                    settled != r
+                }),
+                "{reason:?}"
+            );
+        }
+        for &reason in Reason::ALL {
+            for status in statuses {
+                for diagnostic in diagnostics {
+                    let r = Recipient {
+                        address: "a@example.org".into(),
+                        status: status.map(Into::into),
+                        reply_code: None,
+                        action: None,
+                        diagnostic: diagnostic.map(Into::into),
+                        reason,
+                        hard: reason.hardness(true),
+                    };
+                    if context_may_settle(&r) {
+                        continue;
+                    }
+                    for context in contexts {
+                        let mut settled = r.clone();
+                        settle_from_context(&mut settled, context);
+                        assert_eq!(settled, r, "{reason:?} {status:?} {context:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

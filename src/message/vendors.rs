@@ -232,14 +232,14 @@ pub fn split_original(text: &str) -> (&str, &str) {
     // Lowercased ASCII keeps every byte where it was, so matches in the
     // copy are matches in `text`; without case folding in the automaton,
     // its prefilter can skip most of the text.
-    let lower = text.to_ascii_lowercase();
+    let lower = ascii_lowercase(text);
     let mut from = 0;
     // The pieces find the lines that may hold a marker; only on those does
     // the marker automaton run. No marker spans a line end, so its matches
     // in one line are those a walk over the whole text finds there.
     while let Some(piece) = filter.find(Input::new(&lower).range(from..)) {
-        let start = memchr::memrchr(b'\n', &lower.as_bytes()[..piece.start()]).map_or(0, |i| i + 1);
-        let end = memchr::memchr(b'\n', &lower.as_bytes()[piece.end()..])
+        let start = rfind_byte(&lower[..piece.start()], b'\n').map_or(0, |i| i + 1);
+        let end = mime::find_byte(&lower[piece.end()..], b'\n')
             .map_or(text.len(), |i| piece.end() + i + 1);
         from = end;
         // The first line never starts the returned message.
@@ -260,6 +260,18 @@ pub fn split_original(text: &str) -> (&str, &str) {
         }
     }
     (text, "")
+}
+
+/// `text.to_ascii_lowercase()` as bytes, made in a loop the compiler turns into
+/// vector instructions: the standard one lowercases a byte at a time
+/// (some 6 instructions a byte), and whole bounce texts are lowercased.
+/// A byte in `A..=Z` is one whose distance from `A` is below 26 (bytes
+/// below `A` wrap around to large distances); setting its `0x20` bit
+/// makes it lowercase, and every other byte is left as it is.
+fn ascii_lowercase(text: &str) -> Vec<u8> {
+    text.bytes()
+        .map(|b| b | (u8::from(b.wrapping_sub(b'A') < 26) << 5))
+        .collect()
 }
 
 /// [`ORIGINAL_MARKERS`] then [`SEPARATOR_WORDS`] (all lowercase), matched
@@ -330,6 +342,21 @@ pub(super) fn prepare() {
     LazyLock::force(&BOUNCE_TEXT);
     LazyLock::force(&STRONG_TEXT);
     LazyLock::force(&SUBJECT_TEXT);
+}
+
+/// The last position of `byte` in `hay`: [`mime::find_byte`] backwards.
+/// The searches here go back a line or so, hundreds of thousands of
+/// times in a run: memchr's SSE2 searcher inlined costs less than
+/// `memrchr`'s runtime dispatch to AVX2 on such short stretches.
+#[inline]
+fn rfind_byte(hay: &[u8], byte: u8) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if let Some(sse2) = memchr::arch::x86_64::sse2::memchr::One::new(byte) {
+            return sse2.rfind(hay);
+        }
+    }
+    memchr::memrchr(byte, hay)
 }
 
 /// Does `line` start with `prefix` (lowercase ASCII), ignoring case?
@@ -408,10 +435,10 @@ fn lines_with_at(text: &str) -> (Vec<&str>, Vec<usize>) {
     let mut start = 0;
     while start <= last_at && lines.len() < MAX_LINES {
         // (There is one: `last_at` is in the range.)
-        let Some(at) = memchr::memchr(b'@', &b[start..=last_at]).map(|k| start + k) else {
+        let Some(at) = mime::find_byte(&b[start..=last_at], b'@').map(|k| start + k) else {
             break;
         };
-        let line_start = memchr::memrchr(b'\n', &b[start..at]).map_or(start, |k| start + k + 1);
+        let line_start = rfind_byte(&b[start..at], b'\n').map_or(start, |k| start + k + 1);
         // The lines below the last line with an `@` (none before the
         // first) and the one just above this one are read.
         let below = if with_at.is_empty() { 0 } else { LINES_BELOW };
@@ -435,7 +462,7 @@ fn lines_with_at(text: &str) -> (Vec<&str>, Vec<usize>) {
 /// a final `\r`, and the last line, when the text does not end with a
 /// newline, keeps it.
 fn push_line<'t>(lines: &mut Vec<&'t str>, text: &'t str, start: usize) -> usize {
-    match memchr::memchr(b'\n', &text.as_bytes()[start..]) {
+    match mime::find_byte(&text.as_bytes()[start..], b'\n') {
         Some(k) => {
             let line = &text[start..start + k];
             lines.push(line.strip_suffix('\r').unwrap_or(line));
@@ -469,7 +496,7 @@ fn push_between<'t>(
     }
     let b = text.as_bytes();
     // (`end - 1` is the newline that ends the last line.)
-    let last = memchr::memrchr(b'\n', &b[start..end - 1]).map_or(start, |k| start + k + 1);
+    let last = rfind_byte(&b[start..end - 1], b'\n').map_or(start, |k| start + k + 1);
     let room = MAX_LINES - lines.len();
     lines.resize(lines.len() + count_newlines(&b[start..last]).min(room), "");
     if lines.len() < MAX_LINES {
@@ -546,6 +573,22 @@ impl Taken {
     }
 }
 
+/// Does `line` hold `mailto:` (any case)? Each colon is found with the
+/// inlined [`mime::find_byte`]: a line holds few, and `memchr_iter`'s
+/// runtime dispatch per search costs more than searching a line.
+fn has_mailto(line: &str) -> bool {
+    let b = line.as_bytes();
+    let mut from = 0;
+    while let Some(k) = mime::find_byte(&b[from..], b':') {
+        let p = from + k;
+        if p >= 6 && b[p - 6..p].eq_ignore_ascii_case(b"mailto") {
+            return true;
+        }
+        from = p + 1;
+    }
+    false
+}
+
 /// Finds failed recipients in the error part of a bounce text. `exclude`
 /// holds addresses that are the sender's, never a recipient, compared
 /// ignoring ASCII case: owned and lowercased, or borrowed as written in
@@ -558,10 +601,7 @@ pub fn recipients(error: &str, exclude: &[impl AsRef<str>]) -> Vec<TextRecipient
         let line_no = i as u32;
         let line = lines[i];
         let l = line.trim_start();
-        if SKIP_LINE_PREFIXES.iter().any(|p| starts_with_ci(l, p))
-            || memchr::memchr_iter(b':', l.as_bytes())
-                .any(|p| p >= 6 && l.as_bytes()[p - 6..p].eq_ignore_ascii_case(b"mailto"))
-        {
+        if SKIP_LINE_PREFIXES.iter().any(|p| starts_with_ci(l, p)) || has_mailto(l) {
             continue;
         }
         // Each address as it is found, as its parts: compared without
@@ -681,6 +721,60 @@ pub fn recipients(error: &str, exclude: &[impl AsRef<str>]) -> Vec<TextRecipient
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn has_mailto_agrees_with_memchr_iter() {
+        for l in [
+            "",
+            ":",
+            "mailto:",
+            "MailTo:x",
+            "a:b mailto",
+            "xmailto::",
+            "ailto:mailto:",
+            "<a@b> :: MAILTO:a@b",
+            "é:mailto:",
+            "mail:to:",
+        ] {
+            let want = memchr::memchr_iter(b':', l.as_bytes())
+                .any(|p| p >= 6 && l.as_bytes()[p - 6..p].eq_ignore_ascii_case(b"mailto"));
+            assert_eq!(has_mailto(l), want, "{l:?}");
+        }
+    }
+
+    #[test]
+    fn rfind_byte_is_memrchr() {
+        let long = format!("{}\n{}", "x".repeat(70), "y\n".repeat(20));
+        for t in ["", "\n", "a\nb", "ab", &long, &long[..40], &long[3..]] {
+            for byte in [b'\n', b'x', b'z'] {
+                assert_eq!(
+                    rfind_byte(t.as_bytes(), byte),
+                    memchr::memrchr(byte, t.as_bytes())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ascii_lowercase_is_to_ascii_lowercase() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        let all = String::from_utf8_lossy(&all).into_owned();
+        for t in ["", "A", "Z@[`az{", "ÀÉ Straße MAILER-DAEMON", &all] {
+            assert_eq!(
+                ascii_lowercase(t),
+                t.to_ascii_lowercase().as_bytes(),
+                "{t:?}"
+            );
+        }
+        for b in 0..=127u8 {
+            let s = char::from(b).to_string();
+            assert_eq!(
+                ascii_lowercase(&s),
+                s.to_ascii_lowercase().as_bytes(),
+                "{b}"
+            );
+        }
+    }
 
     #[test]
     fn markers_are_lowercase() {
