@@ -525,25 +525,36 @@ static RHOST_FINDERS: LazyLock<Vec<Vec<Finder<'static>>>> = LazyLock::new(|| {
         .collect()
 });
 
+/// Which [`RHOSTS`] entries `text` names one of the hosts of.
+fn named_in(text: &str) -> [bool; RHOSTS.len()] {
+    let mut named = [false; RHOSTS.len()];
+    for (named, hosts) in named.iter_mut().zip(RHOST_FINDERS.iter()) {
+        *named = hosts.iter().any(|h| h.find(text.as_bytes()).is_some());
+    }
+    named
+}
+
 /// Applies provider codes and format tables to the recipients of one
 /// bounce. `context` is the lowercase delivery-status (or bounce) text.
 pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipient]) {
     if recipients.is_empty() {
         return;
     }
-    let formats = formats_of(headers, context);
+    let shown = formats_of(headers, context);
+    let formats = FORMATS
+        .iter()
+        .zip(shown)
+        .filter(|&(_, s)| s)
+        .map(|(f, _)| f);
     // Which providers the text around the recipients names: once per
     // message, not per recipient (an array on the stack, not a list).
-    let mut named = [false; RHOSTS.len()];
-    for (named, hosts) in named.iter_mut().zip(RHOST_FINDERS.iter()) {
-        *named = hosts.iter().any(|h| h.find(context.as_bytes()).is_some());
-    }
+    let named = named_in(context);
     for r in recipients.iter_mut() {
         if matches!(r.reason, Reason::Vacation | Reason::Feedback) {
             continue;
         }
         let diag = normalize_collapsed(r.diagnostic.as_deref().unwrap_or(""));
-        let by_format = formats.iter().find_map(|f| {
+        let by_format = formats.clone().find_map(|f| {
             f.reasons
                 .iter()
                 .find(|(_, ps)| ps.iter().any(|p| format_phrase(&diag, p)))
@@ -571,27 +582,82 @@ fn is_format_field(name: &str) -> bool {
     )
 }
 
-/// The [`FORMATS`] a bounce's headers and delivery-status text show, in
-/// table order. One walk over the header fields (not one per format); a
-/// format is shown when any value of its field contains its fragment.
-fn formats_of(headers: &Headers, context: &str) -> Vec<&'static Format> {
+/// The [`FORMATS`] a bounce's headers and delivery-status text show, as a
+/// flag per format (no list to allocate). One walk over the header fields
+/// (not one per format); a format is shown when any value of its field
+/// contains its fragment.
+fn formats_of(headers: &Headers, context: &str) -> [bool; FORMATS.len()] {
+    let search = &*FORMAT_SEARCH;
     let mut shown = [false; FORMATS.len()];
     for (name, value) in headers.iter() {
         if !is_format_field(name) {
             continue;
         }
-        for (f, shown) in FORMATS.iter().zip(&mut shown) {
-            if !*shown && f.header.0 == name && scan::contains_ci(value, f.header.1) {
+        for ((f, s), shown) in FORMATS.iter().zip(search).zip(&mut shown) {
+            if !*shown && f.header.0 == name && contains_ci_at(value, f.header.1, s.anchor) {
                 *shown = true;
             }
         }
     }
+    for (s, shown) in search.iter().zip(&mut shown) {
+        if let Some(dsn) = &s.dsn {
+            *shown = *shown && dsn.find(context.as_bytes()).is_some();
+        }
+    }
+    shown
+}
+
+/// How [`formats_of`] looks for a [`Format`]: made once, not per message.
+struct FormatSearch {
+    /// The byte of the header fragment to look for first (see
+    /// [`anchor_of`]).
+    anchor: usize,
+    /// A searcher for `dsn` (`None` when no text is needed).
+    dsn: Option<Finder<'static>>,
+}
+
+static FORMAT_SEARCH: LazyLock<Vec<FormatSearch>> = LazyLock::new(|| {
     FORMATS
         .iter()
-        .zip(shown)
-        .filter(|&(f, shown)| shown && context.contains(f.dsn))
-        .map(|(f, _)| f)
+        .map(|f| FormatSearch {
+            anchor: anchor_of(f.header.1),
+            dsn: (!f.dsn.is_empty()).then(|| Finder::new(f.dsn)),
+        })
         .collect()
+});
+
+/// The position in `needle` of the byte least likely to be in a header
+/// value: a `u`, `c` or space (the first bytes of most fragments) is in
+/// most subjects and would make [`contains_ci_at`] compare often. Ranked
+/// roughly by English letter frequency; other punctuation ranks rarest.
+fn anchor_of(needle: &str) -> usize {
+    const BY_FREQUENCY: &[u8] = b" etaoinsrhldcumfpgwybvkxjqz";
+    let rank = |c: u8| match BY_FREQUENCY
+        .iter()
+        .position(|&f| f == c.to_ascii_lowercase())
+    {
+        Some(r) => r,
+        None if c.is_ascii_digit() || matches!(c, b'.' | b'-') => 10,
+        None => BY_FREQUENCY.len(),
+    };
+    let b = needle.as_bytes();
+    // (The first of equally rare bytes.)
+    (0..b.len()).rev().max_by_key(|&i| rank(b[i])).unwrap_or(0)
+}
+
+/// [`scan::contains_ci`] (`needle` lowercase), looking first for
+/// `needle[anchor]` in either case and comparing the window around it:
+/// any match has that byte at that place, so no match is missed.
+fn contains_ci_at(text: &str, needle: &str, anchor: usize) -> bool {
+    let (hay, needle) = (text.as_bytes(), needle.as_bytes());
+    let Some(&c) = needle.get(anchor) else {
+        return needle.is_empty();
+    };
+    memchr::memchr2_iter(c, c.to_ascii_uppercase(), hay).any(|i| {
+        i.checked_sub(anchor)
+            .and_then(|start| hay.get(start..start + needle.len()))
+            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+    })
 }
 
 /// [`normalize`] for a diagnostic as recipients report it, its words
@@ -679,6 +745,43 @@ mod tests {
         for f in FORMATS {
             assert!(is_format_field(f.header.0), "{}", f.header.0);
         }
+    }
+
+    #[test]
+    fn contains_ci_at_is_contains_ci() {
+        let texts = [
+            "",
+            "u",
+            "Undeliverable Message",
+            "RE: UNDELIVERABLE MESSAGE!",
+            "undeliverable messag",
+            "ndeliverable message",
+            "vvv undeliverablE message vvv",
+            "Mail could not be delivered",
+            "could not be deliveredcould not be delivered",
+            "<SMTP32 v8.15>",
+            "<smtp32 v",
+            "smtp32 v",
+            "server-7.tower-21.MessageLabs.com!1!2",
+            "Modified by McAfee Email Gateway",
+            "modified by mcafe",
+            "Ünicode undeliverable message é",
+        ];
+        let mut needles: Vec<&str> = FORMATS.iter().map(|f| f.header.1).collect();
+        needles.extend(["v", "ab", "zz"]);
+        for needle in needles {
+            for at in [anchor_of(needle), 0, needle.len().saturating_sub(1)] {
+                for text in texts {
+                    assert_eq!(
+                        contains_ci_at(text, needle, at),
+                        scan::contains_ci(text, needle),
+                        "{text:?} {needle:?} {at}"
+                    );
+                }
+            }
+        }
+        assert_eq!(anchor_of("undeliverable message"), 6);
+        assert_eq!(anchor_of(""), 0);
     }
 
     #[test]
