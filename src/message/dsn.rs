@@ -136,9 +136,22 @@ pub fn parse(text: &str) -> Vec<DsnRecipient<'_>> {
             if let Some((_, v)) = pending.as_mut()
                 && v.len() < 8192
             {
-                let v = v.to_mut();
-                v.push(' ');
-                v.push_str(scan::trim(line));
+                let more = scan::trim(line);
+                match v {
+                    // The first continuation: one copy with room for it
+                    // (`to_mut` would copy exactly, then grow twice).
+                    Cow::Borrowed(b) => {
+                        let mut s = String::with_capacity(b.len() + 1 + more.len());
+                        s.push_str(b);
+                        s.push(' ');
+                        s.push_str(more);
+                        *v = Cow::Owned(s);
+                    }
+                    Cow::Owned(s) => {
+                        s.push(' ');
+                        s.push_str(more);
+                    }
+                }
             }
             continue;
         }
@@ -318,6 +331,8 @@ mod tests {
             "Final-Recipient: rfc822; i@example.jp\nAction: Failed\nStatus: 5.1.1\n (folded)\nDiagnostic-Code: X-Postfix;\n host said: 550\nRemote-MTA: DNS;\n mx.example.jp\n",
             "Final-Recipient: rfc822; j@example.jp\nAction:\n failed\nDiagnostic-Code: SMTP; Boîte PLEINE\nX-PowerMTA-BounceCategory: quota-\n issues\nStatus: 5.2.2 (x)\n",
             "Final-Recipient: rfc822; k@example.jp\nDiagnostic-Code: smtp;\nStatus:\nAction: \n",
+            "X-PowerMTA-BounceCategory: a\nX-PowerMTA-BounceCategoryX: b\nFinal-Recipient: rfc822; l@example.jp\n",
+            "Final-Recipient: rfc822; m@example.jp\nX-PowerMTA-BounceCategory:\nx-powermta-bouncecategory:c\n:\nAction",
             "",
         ] {
             let want = format!("{:?}", parse_reference(text));
