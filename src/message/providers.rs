@@ -502,19 +502,34 @@ fn provider_reason(diag: &str, reply_code: Option<u16>, named: &[bool]) -> Optio
     if let Some(r) = cox_code(diag) {
         return Some(r);
     }
-    for ((rh, hosts), &in_context) in RHOSTS.iter().zip(RHOST_FINDERS.iter()).zip(named) {
+    let searchers = RHOST_FINDERS.iter().zip(RHOST_REPLY_FINDERS.iter());
+    for ((rh, (hosts, phrases)), &in_context) in RHOSTS.iter().zip(searchers).zip(named) {
         if !in_context && !hosts.iter().any(|h| h.find(diag.as_bytes()).is_some()) {
             continue;
         }
-        let hit = rh.replies.iter().find(|(_, code, phrase)| {
-            (*code == 0 || reply_code == Some(*code)) && diag.contains(phrase)
-        });
-        if let Some((r, _, _)) = hit {
+        let hit = rh
+            .replies
+            .iter()
+            .zip(phrases)
+            .find(|((_, code, _), phrase)| {
+                (*code == 0 || reply_code == Some(*code)) && phrase.find(diag.as_bytes()).is_some()
+            });
+        if let Some(((r, _, _), _)) = hit {
             return Some(*r);
         }
     }
     None
 }
+
+/// Searchers for each [`RHOSTS`] entry's reply phrases, built once: a
+/// `str::contains` sets up a searcher at every call (about 1,000
+/// instructions for these phrases).
+static RHOST_REPLY_FINDERS: LazyLock<Vec<Vec<Finder<'static>>>> = LazyLock::new(|| {
+    RHOSTS
+        .iter()
+        .map(|rh| rh.replies.iter().map(|(_, _, p)| Finder::new(p)).collect())
+        .collect()
+});
 
 /// Searchers for each [`RHOSTS`] entry's host names, built once: the
 /// context is long, and `str::contains` would look at every byte of it.
@@ -744,6 +759,49 @@ mod tests {
     fn format_fields_are_all_listed() {
         for f in FORMATS {
             assert!(is_format_field(f.header.0), "{}", f.header.0);
+        }
+    }
+
+    /// `provider_reason` as first written, with `str::contains`.
+    fn provider_reason_reference(diag: &str, reply_code: Option<u16>) -> Option<Reason> {
+        for rh in RHOSTS {
+            if !rh.hosts.iter().any(|h| diag.contains(h)) {
+                continue;
+            }
+            let hit = rh.replies.iter().find(|(_, code, phrase)| {
+                (*code == 0 || reply_code == Some(*code)) && diag.contains(phrase)
+            });
+            if let Some((r, _, _)) = hit {
+                return Some(*r);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn rhost_replies_agree_with_the_reference() {
+        for (diag, code) in [
+            ("mx.mimecast.com said: 550 invalid recipient", Some(550)),
+            ("mx.mimecast.com said: 550 invalid recipient", Some(451)),
+            ("mx.mimecast.com said: 451 too many recipients", None),
+            ("mimecast.com 452 too many recipients", Some(452)),
+            (
+                "mta7.am0.yahoodns.net: 554 this mailbox is disabled",
+                Some(554),
+            ),
+            ("yahoodns.net: mailbox not found", None),
+            (
+                "yahoodns.net: user is receiving mail too quickly",
+                Some(421),
+            ),
+            ("550 invalid recipient", Some(550)),
+            ("", None),
+        ] {
+            assert_eq!(
+                provider_reason(diag, code, &[false; RHOSTS.len()]),
+                provider_reason_reference(diag, code),
+                "{diag:?}"
+            );
         }
     }
 
