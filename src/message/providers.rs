@@ -682,12 +682,25 @@ fn contains_ci_at(text: &str, needle: &str, anchor: usize) -> bool {
 /// goes through [`normalize`].
 fn normalize_collapsed(diag: &str) -> String {
     let b = diag.as_bytes();
-    let collapsed = diag.is_ascii()
-        && b.first() != Some(&b' ')
+    // One pass the compiler turns into wide instructions (a fold without
+    // an early exit): no control byte, no byte past ASCII and no two
+    // spaces in a row is the common case, and is collapsed text. Only
+    // otherwise are the exact conditions looked at (a vertical tab, say,
+    // is no whitespace here).
+    let plain = !b
+        .iter()
+        .fold(false, |bad, &c| bad | !(0x20..0x80).contains(&c))
+        && !b
+            .iter()
+            .zip(b.iter().skip(1))
+            .fold(false, |bad, (&x, &y)| bad | ((x == b' ') & (y == b' ')));
+    let collapsed = b.first() != Some(&b' ')
         && b.last() != Some(&b' ')
-        && memchr::memchr3(b'\n', b'\r', b'\t', b).is_none()
-        && memchr::memchr(0x0c, b).is_none()
-        && DOUBLE_SPACE.find(b).is_none();
+        && (plain
+            || diag.is_ascii()
+                && memchr::memchr3(b'\n', b'\r', b'\t', b).is_none()
+                && memchr::memchr(0x0c, b).is_none()
+                && DOUBLE_SPACE.find(b).is_none());
     if collapsed {
         diag.to_ascii_lowercase()
     } else {
@@ -857,6 +870,12 @@ mod tests {
             "a\u{c}b",
             "Boîte PLEINE",
             "a\u{a0}B",
+            "a\u{0}B",
+            "  ",
+            "a b  ",
+            "A\u{b}",
+            "x\u{1f} y",
+            "a  \u{b}",
         ] {
             assert_eq!(normalize_collapsed(d), normalize(d), "{d:?}");
         }
