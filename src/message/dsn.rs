@@ -27,9 +27,11 @@ fn known(name: &str) -> &'static str {
         .map_or("", |f| f)
 }
 
-/// One recipient group of a DSN.
+/// One recipient group of a DSN. The text fields borrow from the parsed
+/// text (no copy per field and message) unless a field was folded over
+/// several lines or had to be lowercased.
 #[derive(Debug, Default, Clone)]
-pub struct DsnRecipient {
+pub struct DsnRecipient<'a> {
     /// `Final-Recipient` address.
     pub final_rcpt: Option<String>,
     /// `Original-Recipient` address.
@@ -37,20 +39,20 @@ pub struct DsnRecipient {
     /// `X-Actual-Recipient` address (Sendmail, Postfix aliases).
     pub actual_rcpt: Option<String>,
     /// `Action`, lowercase.
-    pub action: Option<String>,
+    pub action: Option<Cow<'a, str>>,
     /// The enhanced code from `Status`.
-    pub status: Option<String>,
+    pub status: Option<Cow<'a, str>>,
     /// The type of `Diagnostic-Code` (`smtp`, `x-unix`, ...), lowercase.
-    pub diag_type: Option<String>,
+    pub diag_type: Option<Cow<'a, str>>,
     /// The text of `Diagnostic-Code` without its type.
-    pub diagnostic: Option<String>,
+    pub diagnostic: Option<Cow<'a, str>>,
     /// `Remote-MTA` host.
-    pub remote_mta: Option<String>,
+    pub remote_mta: Option<Cow<'a, str>>,
     /// `X-PowerMTA-BounceCategory` (PowerMTA's own classification).
-    pub category: Option<String>,
+    pub category: Option<Cow<'a, str>>,
 }
 
-impl DsnRecipient {
+impl DsnRecipient<'_> {
     /// The address this group reports on.
     pub fn address(&self) -> Option<&str> {
         self.final_rcpt
@@ -76,13 +78,39 @@ fn type_end(value: &str) -> Option<usize> {
 }
 
 /// Splits `type; value` fields.
-fn typed(value: &str) -> (Option<String>, &str) {
+fn typed(value: &str) -> (Option<&str>, &str) {
     match type_end(value) {
         Some(semi) => (
-            Some(scan::trim(&value[..semi]).to_ascii_lowercase()),
+            Some(scan::trim(&value[..semi])),
             scan::trim(&value[semi + 1..]),
         ),
         None => (None, scan::trim(value)),
+    }
+}
+
+/// `part` (a slice of `value`) with `value`'s lifetime: borrowed when
+/// `value` borrows from the parsed text, else copied.
+fn keep<'a>(value: &Cow<'a, str>, part: &str) -> Cow<'a, str> {
+    if let Cow::Borrowed(v) = value {
+        // The field readers return slices of their input: `part`'s offset
+        // in `v` finds the same bytes there. (Checked: any other `part`
+        // is copied.)
+        let start = (part.as_ptr() as usize).wrapping_sub(v.as_ptr() as usize);
+        if let Some(same) = v.get(start..start.wrapping_add(part.len()))
+            && std::ptr::eq(same.as_ptr(), part.as_ptr())
+        {
+            return Cow::Borrowed(same);
+        }
+    }
+    Cow::Owned(part.to_string())
+}
+
+/// `keep`, lowercased: borrowed when `part` has no uppercase ASCII.
+fn keep_lower<'a>(value: &Cow<'a, str>, part: &str) -> Cow<'a, str> {
+    if part.bytes().any(|c| c.is_ascii_uppercase()) {
+        Cow::Owned(part.to_ascii_lowercase())
+    } else {
+        keep(value, part)
     }
 }
 
@@ -94,7 +122,7 @@ fn typed_value(value: &str) -> &str {
 /// Parses DSN fields from text. Per-message fields are skipped; a new
 /// recipient group starts at each `Final-Recipient` (or at an
 /// `Original-Recipient` when the current group already has one).
-pub fn parse(text: &str) -> Vec<DsnRecipient> {
+pub fn parse(text: &str) -> Vec<DsnRecipient<'_>> {
     let mut out: Vec<DsnRecipient> = Vec::new();
     let mut cur = DsnRecipient::default();
     // The field being read: applied once the next line shows that no
@@ -108,14 +136,27 @@ pub fn parse(text: &str) -> Vec<DsnRecipient> {
             if let Some((_, v)) = pending.as_mut()
                 && v.len() < 8192
             {
-                let v = v.to_mut();
-                v.push(' ');
-                v.push_str(scan::trim(line));
+                let more = scan::trim(line);
+                match v {
+                    // The first continuation: one copy with room for it
+                    // (`to_mut` would copy exactly, then grow twice).
+                    Cow::Borrowed(b) => {
+                        let mut s = String::with_capacity(b.len() + 1 + more.len());
+                        s.push_str(b);
+                        s.push(' ');
+                        s.push_str(more);
+                        *v = Cow::Owned(s);
+                    }
+                    Cow::Owned(s) => {
+                        s.push(' ');
+                        s.push_str(more);
+                    }
+                }
             }
             continue;
         }
         if let Some((name, value)) = pending.take() {
-            apply(name, &value, &mut cur, &mut out);
+            apply(name, value, &mut cur, &mut out);
         }
         // (A line that is no field, or a field not read, ends the field
         // before it all the same.)
@@ -130,7 +171,7 @@ pub fn parse(text: &str) -> Vec<DsnRecipient> {
         }
     }
     if let Some((name, value)) = pending.take() {
-        apply(name, &value, &mut cur, &mut out);
+        apply(name, value, &mut cur, &mut out);
     }
     if !cur.is_empty() {
         out.push(cur);
@@ -141,7 +182,12 @@ pub fn parse(text: &str) -> Vec<DsnRecipient> {
 
 /// Reads one field (`name` from [`FIELDS`]) into the current group `cur`,
 /// first moving `cur` to `out` when the field starts a new group.
-fn apply(name: &'static str, value: &str, cur: &mut DsnRecipient, out: &mut Vec<DsnRecipient>) {
+fn apply<'a>(
+    name: &'static str,
+    value: Cow<'a, str>,
+    cur: &mut DsnRecipient<'a>,
+    out: &mut Vec<DsnRecipient<'a>>,
+) {
     match name {
         "final-recipient" | "original-recipient" | "x-actual-recipient" => {
             let starts_new = match name {
@@ -152,22 +198,22 @@ fn apply(name: &'static str, value: &str, cur: &mut DsnRecipient, out: &mut Vec<
             if starts_new && !cur.is_empty() {
                 out.push(std::mem::take(cur));
             }
-            let addr = scan::header_address(typed_value(value));
+            let addr = scan::header_address(typed_value(&value));
             match name {
                 "final-recipient" => cur.final_rcpt = addr,
                 "original-recipient" => cur.original_rcpt = addr,
                 _ => cur.actual_rcpt = addr,
             }
         }
-        "action" => cur.action = Some(scan::trim(value).to_ascii_lowercase()),
-        "status" => cur.status = scan::status_code(value).map(str::to_string),
+        "action" => cur.action = Some(keep_lower(&value, scan::trim(&value))),
+        "status" => cur.status = scan::status_code(&value).map(|s| keep(&value, s)),
         "diagnostic-code" => {
-            let (t, v) = typed(value);
-            cur.diag_type = t;
-            cur.diagnostic = Some(v.to_string()).filter(|d| !d.is_empty());
+            let (t, v) = typed(&value);
+            cur.diag_type = t.map(|t| keep_lower(&value, t));
+            cur.diagnostic = Some(v).filter(|d| !d.is_empty()).map(|d| keep(&value, d));
         }
-        "remote-mta" => cur.remote_mta = Some(typed_value(value).to_string()),
-        "x-powermta-bouncecategory" => cur.category = Some(scan::trim(value).to_string()),
+        "remote-mta" => cur.remote_mta = Some(keep(&value, typed_value(&value))),
+        "x-powermta-bouncecategory" => cur.category = Some(keep(&value, scan::trim(&value))),
         _ => {}
     }
 }
@@ -195,7 +241,7 @@ mod tests {
     }
 
     /// `parse` as first written: every line's field kept, then read.
-    fn parse_reference(text: &str) -> Vec<DsnRecipient> {
+    fn parse_reference(text: &str) -> Vec<DsnRecipient<'_>> {
         let mut out: Vec<DsnRecipient> = Vec::new();
         let mut cur = DsnRecipient::default();
         // Values borrow from `text` unless a continuation line is appended.
@@ -245,15 +291,23 @@ mod tests {
                         _ => cur.actual_rcpt = addr,
                     }
                 }
-                "action" => cur.action = Some(value.trim().to_ascii_lowercase()),
-                "status" => cur.status = scan::status_code(&value).map(str::to_string),
+                "action" => cur.action = Some(value.trim().to_ascii_lowercase().into()),
+                "status" => {
+                    cur.status = scan::status_code(&value).map(|s| s.to_string().into());
+                }
                 "diagnostic-code" => {
                     let (t, v) = typed_reference(&value);
-                    cur.diag_type = t;
-                    cur.diagnostic = Some(v.to_string()).filter(|d| !d.is_empty());
+                    cur.diag_type = t.map(Cow::Owned);
+                    cur.diagnostic = Some(v)
+                        .filter(|d| !d.is_empty())
+                        .map(|d| d.to_string().into());
                 }
-                "remote-mta" => cur.remote_mta = Some(typed_reference(&value).1.to_string()),
-                "x-powermta-bouncecategory" => cur.category = Some(value.trim().to_string()),
+                "remote-mta" => {
+                    cur.remote_mta = Some(typed_reference(&value).1.to_string().into());
+                }
+                "x-powermta-bouncecategory" => {
+                    cur.category = Some(value.trim().to_string().into());
+                }
                 _ => {}
             }
         }
@@ -274,11 +328,28 @@ mod tests {
             "Diagnostic Code: x; y\nFinal-Recipient: a b; f@example.jp\nX-PowerMTA-BounceCategory:  bad-mailbox \n\tmore\n",
             "Final-Recipient: rfc822; g@example.jp\r\nDiagnostic-Code: averyveryverylongtype; v\r\nDiagnostic-Code: ; v\r\n",
             " leading continuation\nFinal-Recipient:\n rfc822; h@example.jp\n",
+            "Final-Recipient: rfc822; i@example.jp\nAction: Failed\nStatus: 5.1.1\n (folded)\nDiagnostic-Code: X-Postfix;\n host said: 550\nRemote-MTA: DNS;\n mx.example.jp\n",
+            "Final-Recipient: rfc822; j@example.jp\nAction:\n failed\nDiagnostic-Code: SMTP; Boîte PLEINE\nX-PowerMTA-BounceCategory: quota-\n issues\nStatus: 5.2.2 (x)\n",
+            "Final-Recipient: rfc822; k@example.jp\nDiagnostic-Code: smtp;\nStatus:\nAction: \n",
+            "X-PowerMTA-BounceCategory: a\nX-PowerMTA-BounceCategoryX: b\nFinal-Recipient: rfc822; l@example.jp\n",
+            "Final-Recipient: rfc822; m@example.jp\nX-PowerMTA-BounceCategory:\nx-powermta-bouncecategory:c\n:\nAction",
             "",
         ] {
             let want = format!("{:?}", parse_reference(text));
             assert_eq!(format!("{:?}", parse(text)), want, "{text:?}");
         }
+    }
+
+    #[test]
+    fn keep_borrows_only_slices_of_the_value() {
+        let text = "abc def";
+        let v = Cow::Borrowed(text);
+        assert!(matches!(keep(&v, &text[4..]), Cow::Borrowed("def")));
+        assert!(matches!(keep(&v, &text[7..]), Cow::Borrowed("")));
+        assert!(matches!(keep(&v, "def"), Cow::Owned(s) if s == "def"));
+        let owned: Cow<'_, str> = Cow::Owned(text.to_string());
+        assert!(matches!(keep(&owned, &owned[4..]), Cow::Owned(s) if s == "def"));
+        assert!(matches!(keep_lower(&v, "DEF"), Cow::Owned(s) if s == "def"));
     }
 
     #[test]

@@ -502,19 +502,34 @@ fn provider_reason(diag: &str, reply_code: Option<u16>, named: &[bool]) -> Optio
     if let Some(r) = cox_code(diag) {
         return Some(r);
     }
-    for ((rh, hosts), &in_context) in RHOSTS.iter().zip(RHOST_FINDERS.iter()).zip(named) {
+    let searchers = RHOST_FINDERS.iter().zip(RHOST_REPLY_FINDERS.iter());
+    for ((rh, (hosts, phrases)), &in_context) in RHOSTS.iter().zip(searchers).zip(named) {
         if !in_context && !hosts.iter().any(|h| h.find(diag.as_bytes()).is_some()) {
             continue;
         }
-        let hit = rh.replies.iter().find(|(_, code, phrase)| {
-            (*code == 0 || reply_code == Some(*code)) && diag.contains(phrase)
-        });
-        if let Some((r, _, _)) = hit {
+        let hit = rh
+            .replies
+            .iter()
+            .zip(phrases)
+            .find(|((_, code, _), phrase)| {
+                (*code == 0 || reply_code == Some(*code)) && phrase.find(diag.as_bytes()).is_some()
+            });
+        if let Some(((r, _, _), _)) = hit {
             return Some(*r);
         }
     }
     None
 }
+
+/// Searchers for each [`RHOSTS`] entry's reply phrases, built once: a
+/// `str::contains` sets up a searcher at every call (about 1,000
+/// instructions for these phrases).
+static RHOST_REPLY_FINDERS: LazyLock<Vec<Vec<Finder<'static>>>> = LazyLock::new(|| {
+    RHOSTS
+        .iter()
+        .map(|rh| rh.replies.iter().map(|(_, _, p)| Finder::new(p)).collect())
+        .collect()
+});
 
 /// Searchers for each [`RHOSTS`] entry's host names, built once: the
 /// context is long, and `str::contains` would look at every byte of it.
@@ -525,25 +540,36 @@ static RHOST_FINDERS: LazyLock<Vec<Vec<Finder<'static>>>> = LazyLock::new(|| {
         .collect()
 });
 
+/// Which [`RHOSTS`] entries `text` names one of the hosts of.
+fn named_in(text: &str) -> [bool; RHOSTS.len()] {
+    let mut named = [false; RHOSTS.len()];
+    for (named, hosts) in named.iter_mut().zip(RHOST_FINDERS.iter()) {
+        *named = hosts.iter().any(|h| h.find(text.as_bytes()).is_some());
+    }
+    named
+}
+
 /// Applies provider codes and format tables to the recipients of one
 /// bounce. `context` is the lowercase delivery-status (or bounce) text.
 pub(super) fn apply(headers: &Headers, context: &str, recipients: &mut [Recipient]) {
     if recipients.is_empty() {
         return;
     }
-    let formats = formats_of(headers, context);
+    let shown = formats_of(headers, context);
+    let formats = FORMATS
+        .iter()
+        .zip(shown)
+        .filter(|&(_, s)| s)
+        .map(|(f, _)| f);
     // Which providers the text around the recipients names: once per
     // message, not per recipient (an array on the stack, not a list).
-    let mut named = [false; RHOSTS.len()];
-    for (named, hosts) in named.iter_mut().zip(RHOST_FINDERS.iter()) {
-        *named = hosts.iter().any(|h| h.find(context.as_bytes()).is_some());
-    }
+    let named = named_in(context);
     for r in recipients.iter_mut() {
         if matches!(r.reason, Reason::Vacation | Reason::Feedback) {
             continue;
         }
         let diag = normalize_collapsed(r.diagnostic.as_deref().unwrap_or(""));
-        let by_format = formats.iter().find_map(|f| {
+        let by_format = formats.clone().find_map(|f| {
             f.reasons
                 .iter()
                 .find(|(_, ps)| ps.iter().any(|p| format_phrase(&diag, p)))
@@ -571,27 +597,82 @@ fn is_format_field(name: &str) -> bool {
     )
 }
 
-/// The [`FORMATS`] a bounce's headers and delivery-status text show, in
-/// table order. One walk over the header fields (not one per format); a
-/// format is shown when any value of its field contains its fragment.
-fn formats_of(headers: &Headers, context: &str) -> Vec<&'static Format> {
+/// The [`FORMATS`] a bounce's headers and delivery-status text show, as a
+/// flag per format (no list to allocate). One walk over the header fields
+/// (not one per format); a format is shown when any value of its field
+/// contains its fragment.
+fn formats_of(headers: &Headers, context: &str) -> [bool; FORMATS.len()] {
+    let search = &*FORMAT_SEARCH;
     let mut shown = [false; FORMATS.len()];
     for (name, value) in headers.iter() {
         if !is_format_field(name) {
             continue;
         }
-        for (f, shown) in FORMATS.iter().zip(&mut shown) {
-            if !*shown && f.header.0 == name && scan::contains_ci(value, f.header.1) {
+        for ((f, s), shown) in FORMATS.iter().zip(search).zip(&mut shown) {
+            if !*shown && f.header.0 == name && contains_ci_at(value, f.header.1, s.anchor) {
                 *shown = true;
             }
         }
     }
+    for (s, shown) in search.iter().zip(&mut shown) {
+        if let Some(dsn) = &s.dsn {
+            *shown = *shown && dsn.find(context.as_bytes()).is_some();
+        }
+    }
+    shown
+}
+
+/// How [`formats_of`] looks for a [`Format`]: made once, not per message.
+struct FormatSearch {
+    /// The byte of the header fragment to look for first (see
+    /// [`anchor_of`]).
+    anchor: usize,
+    /// A searcher for `dsn` (`None` when no text is needed).
+    dsn: Option<Finder<'static>>,
+}
+
+static FORMAT_SEARCH: LazyLock<Vec<FormatSearch>> = LazyLock::new(|| {
     FORMATS
         .iter()
-        .zip(shown)
-        .filter(|&(f, shown)| shown && context.contains(f.dsn))
-        .map(|(f, _)| f)
+        .map(|f| FormatSearch {
+            anchor: anchor_of(f.header.1),
+            dsn: (!f.dsn.is_empty()).then(|| Finder::new(f.dsn)),
+        })
         .collect()
+});
+
+/// The position in `needle` of the byte least likely to be in a header
+/// value: a `u`, `c` or space (the first bytes of most fragments) is in
+/// most subjects and would make [`contains_ci_at`] compare often. Ranked
+/// roughly by English letter frequency; other punctuation ranks rarest.
+fn anchor_of(needle: &str) -> usize {
+    const BY_FREQUENCY: &[u8] = b" etaoinsrhldcumfpgwybvkxjqz";
+    let rank = |c: u8| match BY_FREQUENCY
+        .iter()
+        .position(|&f| f == c.to_ascii_lowercase())
+    {
+        Some(r) => r,
+        None if c.is_ascii_digit() || matches!(c, b'.' | b'-') => 10,
+        None => BY_FREQUENCY.len(),
+    };
+    let b = needle.as_bytes();
+    // (The first of equally rare bytes.)
+    (0..b.len()).rev().max_by_key(|&i| rank(b[i])).unwrap_or(0)
+}
+
+/// [`scan::contains_ci`] (`needle` lowercase), looking first for
+/// `needle[anchor]` in either case and comparing the window around it:
+/// any match has that byte at that place, so no match is missed.
+fn contains_ci_at(text: &str, needle: &str, anchor: usize) -> bool {
+    let (hay, needle) = (text.as_bytes(), needle.as_bytes());
+    let Some(&c) = needle.get(anchor) else {
+        return needle.is_empty();
+    };
+    memchr::memchr2_iter(c, c.to_ascii_uppercase(), hay).any(|i| {
+        i.checked_sub(anchor)
+            .and_then(|start| hay.get(start..start + needle.len()))
+            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+    })
 }
 
 /// [`normalize`] for a diagnostic as recipients report it, its words
@@ -601,12 +682,25 @@ fn formats_of(headers: &Headers, context: &str) -> Vec<&'static Format> {
 /// goes through [`normalize`].
 fn normalize_collapsed(diag: &str) -> String {
     let b = diag.as_bytes();
-    let collapsed = diag.is_ascii()
-        && b.first() != Some(&b' ')
+    // One pass the compiler turns into wide instructions (a fold without
+    // an early exit): no control byte, no byte past ASCII and no two
+    // spaces in a row is the common case, and is collapsed text. Only
+    // otherwise are the exact conditions looked at (a vertical tab, say,
+    // is no whitespace here).
+    let plain = !b
+        .iter()
+        .fold(false, |bad, &c| bad | !(0x20..0x80).contains(&c))
+        && !b
+            .iter()
+            .zip(b.iter().skip(1))
+            .fold(false, |bad, (&x, &y)| bad | ((x == b' ') & (y == b' ')));
+    let collapsed = b.first() != Some(&b' ')
         && b.last() != Some(&b' ')
-        && memchr::memchr3(b'\n', b'\r', b'\t', b).is_none()
-        && memchr::memchr(0x0c, b).is_none()
-        && DOUBLE_SPACE.find(b).is_none();
+        && (plain
+            || diag.is_ascii()
+                && memchr::memchr3(b'\n', b'\r', b'\t', b).is_none()
+                && memchr::memchr(0x0c, b).is_none()
+                && DOUBLE_SPACE.find(b).is_none());
     if collapsed {
         diag.to_ascii_lowercase()
     } else {
@@ -681,6 +775,86 @@ mod tests {
         }
     }
 
+    /// `provider_reason` as first written, with `str::contains`.
+    fn provider_reason_reference(diag: &str, reply_code: Option<u16>) -> Option<Reason> {
+        for rh in RHOSTS {
+            if !rh.hosts.iter().any(|h| diag.contains(h)) {
+                continue;
+            }
+            let hit = rh.replies.iter().find(|(_, code, phrase)| {
+                (*code == 0 || reply_code == Some(*code)) && diag.contains(phrase)
+            });
+            if let Some((r, _, _)) = hit {
+                return Some(*r);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn rhost_replies_agree_with_the_reference() {
+        for (diag, code) in [
+            ("mx.mimecast.com said: 550 invalid recipient", Some(550)),
+            ("mx.mimecast.com said: 550 invalid recipient", Some(451)),
+            ("mx.mimecast.com said: 451 too many recipients", None),
+            ("mimecast.com 452 too many recipients", Some(452)),
+            (
+                "mta7.am0.yahoodns.net: 554 this mailbox is disabled",
+                Some(554),
+            ),
+            ("yahoodns.net: mailbox not found", None),
+            (
+                "yahoodns.net: user is receiving mail too quickly",
+                Some(421),
+            ),
+            ("550 invalid recipient", Some(550)),
+            ("", None),
+        ] {
+            assert_eq!(
+                provider_reason(diag, code, &[false; RHOSTS.len()]),
+                provider_reason_reference(diag, code),
+                "{diag:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn contains_ci_at_is_contains_ci() {
+        let texts = [
+            "",
+            "u",
+            "Undeliverable Message",
+            "RE: UNDELIVERABLE MESSAGE!",
+            "undeliverable messag",
+            "ndeliverable message",
+            "vvv undeliverablE message vvv",
+            "Mail could not be delivered",
+            "could not be deliveredcould not be delivered",
+            "<SMTP32 v8.15>",
+            "<smtp32 v",
+            "smtp32 v",
+            "server-7.tower-21.MessageLabs.com!1!2",
+            "Modified by McAfee Email Gateway",
+            "modified by mcafe",
+            "Ünicode undeliverable message é",
+        ];
+        let mut needles: Vec<&str> = FORMATS.iter().map(|f| f.header.1).collect();
+        needles.extend(["v", "ab", "zz"]);
+        for needle in needles {
+            for at in [anchor_of(needle), 0, needle.len().saturating_sub(1)] {
+                for text in texts {
+                    assert_eq!(
+                        contains_ci_at(text, needle, at),
+                        scan::contains_ci(text, needle),
+                        "{text:?} {needle:?} {at}"
+                    );
+                }
+            }
+        }
+        assert_eq!(anchor_of("undeliverable message"), 6);
+        assert_eq!(anchor_of(""), 0);
+    }
+
     #[test]
     fn normalize_collapsed_is_normalize() {
         for d in [
@@ -696,6 +870,12 @@ mod tests {
             "a\u{c}b",
             "Boîte PLEINE",
             "a\u{a0}B",
+            "a\u{0}B",
+            "  ",
+            "a b  ",
+            "A\u{b}",
+            "x\u{1f} y",
+            "a  \u{b}",
         ] {
             assert_eq!(normalize_collapsed(d), normalize(d), "{d:?}");
         }
