@@ -574,27 +574,46 @@ pub fn decode_qp(input: &[u8]) -> Vec<u8> {
     while let Some(off) = find_byte(&input[i..], b'=') {
         out.extend_from_slice(&input[i..i + off]);
         i += off;
-        let next = input.get(i + 1).copied();
-        if next == Some(b'\n') {
-            i += 2;
-            continue;
+        // The two bytes after the `=`, a zero (neither a line end nor a
+        // hex digit) past the end.
+        let next = input.get(i + 1).copied().unwrap_or(0);
+        let after = input.get(i + 2).copied().unwrap_or(0);
+        match (next, after) {
+            (b'\n', _) => i += 2,
+            (b'\r', b'\n') => i += 3,
+            _ => {
+                let (h, l) = (HEX_VALUE[usize::from(next)], HEX_VALUE[usize::from(after)]);
+                if h | l < 16 {
+                    out.push(h << 4 | l);
+                    i += 3;
+                } else {
+                    out.push(b'=');
+                    i += 1;
+                }
+            }
         }
-        if next == Some(b'\r') && input.get(i + 2) == Some(&b'\n') {
-            i += 3;
-            continue;
-        }
-        let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
-        if let (Some(h), Some(l)) = (hex(input.get(i + 1)), hex(input.get(i + 2))) {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(b'=');
-        i += 1;
     }
     out.extend_from_slice(&input[i..]);
     out
 }
+
+/// The value of each hex digit (either case), 0xff for any other byte: one
+/// load instead of `char::to_digit`'s range tests.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => 0xff,
+        };
+        c += 1;
+    }
+    t
+};
 
 /// A parsed `Content-Type`: lowercase `type/subtype`, and the boundary of
 /// a multipart. Made for every part, so the common types take no
@@ -1023,6 +1042,70 @@ mod tests {
     use super::*;
 
     /// `split_multipart` as first written: a searcher for `--boundary`.
+    /// `decode_qp` as first written: `char::to_digit` on each hex digit.
+    fn decode_qp_reference(input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(input.len());
+        let mut i = 0;
+        while let Some(off) = find_byte(&input[i..], b'=') {
+            out.extend_from_slice(&input[i..i + off]);
+            i += off;
+            let next = input.get(i + 1).copied();
+            if next == Some(b'\n') {
+                i += 2;
+                continue;
+            }
+            if next == Some(b'\r') && input.get(i + 2) == Some(&b'\n') {
+                i += 3;
+                continue;
+            }
+            let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
+            if let (Some(h), Some(l)) = (hex(input.get(i + 1)), hex(input.get(i + 2))) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+            out.push(b'=');
+            i += 1;
+        }
+        out.extend_from_slice(&input[i..]);
+        out
+    }
+
+    #[test]
+    fn qp_decodes_as_the_reference_does() {
+        // Every pair of bytes after an `=`, at the end and not, then
+        // pseudo-random mixes (xorshift) of the bytes that matter.
+        let mut cases: Vec<Vec<u8>> = vec![b"=".to_vec(), b"a=".to_vec(), b"=\r".to_vec()];
+        for a in 0..=255u8 {
+            cases.push(vec![b'x', b'=', a]);
+            for b in [
+                0, b'\n', b'\r', b'0', b'9', b'a', b'f', b'g', b'A', b'F', b'G', b'=', 0xff,
+            ] {
+                cases.push(vec![b'=', a, b]);
+                cases.push(vec![b'=', a, b, b'z']);
+            }
+        }
+        let alphabet = b"=\r\n0159aAfFgG \x00\xff";
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for len in 0..400 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mut x = state;
+            cases.push(
+                (0..len % 40)
+                    .map(|_| {
+                        x = x.rotate_left(5) ^ 0x5851_f42d;
+                        alphabet[x as usize % alphabet.len()]
+                    })
+                    .collect(),
+            );
+        }
+        for c in &cases {
+            assert_eq!(decode_qp(c), decode_qp_reference(c), "{c:?}");
+        }
+    }
+
     fn split_multipart_reference<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
         let mut parts = Vec::new();
         // Headers are split on `\n`, so a boundary never holds one; if it did,
