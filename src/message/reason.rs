@@ -87,11 +87,20 @@ const REFINABLE: &[Reason] = &[
 /// fold every character (lowercase, whitespace to a space) with no branch,
 /// then drop each space that follows a space, and the ends.
 pub fn normalize(text: &str) -> String {
-    let mut out: Vec<u8> = if text.is_ascii() {
-        text.bytes().map(fold_ascii).collect()
-    } else {
-        fold_unicode(text)
-    };
+    // Folded as if ASCII, noting on the way whether any byte is not (one
+    // pass instead of `str::is_ascii` and then the fold); the rare other
+    // text is folded again, by characters.
+    let mut high = 0u8;
+    let mut out: Vec<u8> = text
+        .bytes()
+        .map(|b| {
+            high |= b;
+            fold_ascii(b)
+        })
+        .collect();
+    if high >= 0x80 {
+        out = fold_unicode(text);
+    }
     collapse_spaces(&mut out);
     if out.last() == Some(&b' ') {
         out.pop();
