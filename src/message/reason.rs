@@ -29,6 +29,10 @@ pub struct Evidence<'a> {
     /// Without `command`, the text that may name it (see
     /// `Evidence::command`): read only when the decision turns on it.
     pub command_text: &'a str,
+    /// More of that text, when not empty: the command is looked for in
+    /// `command_text`, a space and this. (Kept apart so that the joined
+    /// text is only built when the decision turns on the command.)
+    pub command_more: &'a str,
     /// The command found in `command_text`, once looked for.
     pub(super) found_command: OnceCell<Option<&'static str>>,
     /// The Diagnostic-Code type (`smtp`, `x-unix`, ...), lowercase.
@@ -40,11 +44,21 @@ impl Evidence<'_> {
     /// [`Evidence::command_text`] names (looked for once).
     fn command(&self) -> Option<&str> {
         self.command.or_else(|| {
-            *self
-                .found_command
-                .get_or_init(|| command_in(self.command_text))
+            *self.found_command.get_or_init(|| match self.command_more {
+                "" => command_in(self.command_text),
+                more => command_in(&joined(self.command_text, more)),
+            })
         })
     }
+}
+
+/// `a`, a space and `b`, in one allocation.
+pub(super) fn joined(a: &str, b: &str) -> String {
+    let mut both = String::with_capacity(a.len() + 1 + b.len());
+    both.push_str(a);
+    both.push(' ');
+    both.push_str(b);
+    both
 }
 
 /// Reasons whose status code or phrase decides at once, in priority order.

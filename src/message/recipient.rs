@@ -208,14 +208,13 @@ pub(super) fn recipient_in(
         None => Cow::Owned(normalize(cut(more, MAX_REASON_TEXT))),
     };
     let more_norm = words_beyond(more_lower, &address_lower);
-    let text: Cow<'_, str> = if more_norm.is_empty() || diag_norm.contains(&*more_norm) {
-        Cow::Borrowed(&diag_norm)
+    // The wider text is the diagnostic, a space and `more_norm`, unless
+    // that says nothing new; it is only joined when read (see below and
+    // `Evidence::command_more`).
+    let more_beyond: &str = if more_norm.is_empty() || diag_norm.contains(&*more_norm) {
+        ""
     } else {
-        let mut both = String::with_capacity(diag_norm.len() + 1 + more_norm.len());
-        both.push_str(&diag_norm);
-        both.push(' ');
-        both.push_str(&more_norm);
-        Cow::Owned(both)
+        &more_norm
     };
     let diag_code = scan::status_code(&diag_norm);
     let text_status = diag_code.or_else(|| scan::status_code(&more_norm));
@@ -262,7 +261,8 @@ pub(super) fn recipient_in(
         reply_code,
         text: &diag_norm,
         action: action.as_deref(),
-        command_text: &text,
+        command_text: &diag_norm,
+        command_more: more_beyond,
         diag_type,
         ..Evidence::default()
     };
@@ -278,7 +278,8 @@ pub(super) fn recipient_in(
     ];
     // (When the wider text is the diagnostic itself, the answer would be
     // the same: skip the second scan.)
-    if (vague.contains(&reason) || diag_norm.is_empty()) && *text != *diag_norm {
+    if (vague.contains(&reason) || diag_norm.is_empty()) && !more_beyond.is_empty() {
+        let text = reason::joined(&diag_norm, more_beyond);
         ev.text = &text;
         let wider = reason::decide(&ev);
         if !matches!(wider, Reason::OnHold | Reason::Undefined) {
