@@ -966,10 +966,15 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
 
 /// Does `text` (lowercase, whitespace collapsed) contain `pattern`, where
 /// `*` in the pattern is a gap?
+///
+/// Searched with `memmem::find`, which sets up less than `str::find`'s
+/// two-way searcher does for each call (most callers try a phrase once on
+/// a short text). The same leftmost match: a UTF-8 needle only matches
+/// at a character boundary.
 pub fn phrase_matches(text: &str, pattern: &str) -> bool {
-    let mut rest = text;
+    let mut rest = text.as_bytes();
     for piece in pattern.split('*') {
-        match rest.find(piece) {
+        match memchr::memmem::find(rest, piece.as_bytes()) {
             Some(i) => rest = &rest[i + piece.len()..],
             None => return false,
         }
@@ -1407,6 +1412,49 @@ mod tests {
             "does not exist user",
             "user * does not exist"
         ));
+    }
+
+    #[test]
+    fn phrase_matches_agrees_with_str_find() {
+        let by_str = |text: &str, pattern: &str| {
+            let mut rest = text;
+            for piece in pattern.split('*') {
+                match rest.find(piece) {
+                    Some(i) => rest = &rest[i + piece.len()..],
+                    None => return false,
+                }
+            }
+            true
+        };
+        let texts = [
+            "",
+            "a",
+            "boîte pleine, boîte vide",
+            "user é does not exist",
+            "aaab aab",
+            "日本語 user 日本 does not exist",
+        ];
+        let patterns = [
+            "",
+            "*",
+            "**",
+            "a*",
+            "*b",
+            "aab",
+            "a*a*b",
+            "boîte*vide",
+            "î",
+            "é*exist",
+            "本*本",
+            "x",
+            "user * does not exist",
+            "aaab aab*",
+        ];
+        for t in texts {
+            for p in patterns {
+                assert_eq!(phrase_matches(t, p), by_str(t, p), "{t:?} {p:?}");
+            }
+        }
     }
 
     /// [`scan`] as the tables define it: every phrase tried on its own.
