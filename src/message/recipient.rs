@@ -167,8 +167,7 @@ pub(super) fn prepare() {
 /// The SMTP command a diagnostic says was rejected, when it says so.
 pub(super) fn command_in(text: &str) -> Option<&'static str> {
     let mut found = [false; COMMANDS.len()];
-    COMMAND_PHRASES.find_all(text.as_bytes(), &mut found, |_| {});
-    let first = found.iter().position(|&f| f);
+    let first = COMMAND_PHRASES.first_found(text.as_bytes(), &mut found);
     first.map(|i| COMMANDS[i].1)
 }
 

@@ -1275,6 +1275,11 @@ impl PieceIndex {
                 new(*id);
             }
         }
+        self.find_long(text, found, new);
+    }
+
+    /// [`PieceIndex::find_all`] for the pieces of at least [`LONG`] bytes.
+    fn find_long(&self, text: &[u8], found: &mut [bool], mut new: impl FnMut(usize)) {
         let mut next = 0;
         while let Some((at, h)) = self.next_occupied(text, next) {
             let here = word(text, at);
@@ -1299,6 +1304,23 @@ impl PieceIndex {
             }
             next = at + STRIDE;
         }
+    }
+
+    /// The first piece (by its place in the list given to
+    /// [`PieceIndex::new`]) that occurs in `text`. The long pieces are
+    /// found in one pass first; a short piece is then only looked for
+    /// when it comes before all of those found (a `memmem` pass each).
+    /// `found` (one flag a piece, all unset) is left with the long ones.
+    pub(super) fn first_found(&self, text: &[u8], found: &mut [bool]) -> Option<usize> {
+        self.find_long(text, found, |_| {});
+        let long = found.iter().position(|&f| f);
+        // (`short` is in list order: the first found is the first.)
+        let short = self
+            .short
+            .iter()
+            .take_while(|(id, _)| long.is_none_or(|l| *id < l))
+            .find(|(_, finder)| finder.find(text).is_some());
+        short.map(|(id, _)| *id).or(long)
     }
 
     /// The first position read from `at` on (a multiple of [`STRIDE`])
@@ -1454,6 +1476,30 @@ mod tests {
             for p in patterns {
                 assert_eq!(phrase_matches(t, p), by_str(t, p), "{t:?} {p:?}");
             }
+        }
+    }
+
+    #[test]
+    fn first_found_is_the_first_piece_contained() {
+        let pieces = ["xy", "abcdefgh", "zz", "qrstuvwx", "ab"];
+        let index = PieceIndex::new(&pieces);
+        for text in [
+            "",
+            "xy",
+            "--abcdefgh",
+            "zz qrstuvwx",
+            "qrstuvwx ab",
+            "ab abcdefg",
+            "zzabcdefghxy",
+            "qrstuvwxab zz",
+        ] {
+            let mut found = [false; 5];
+            let first = index.first_found(text.as_bytes(), &mut found);
+            assert_eq!(
+                first,
+                pieces.iter().position(|p| text.contains(p)),
+                "{text:?}"
+            );
         }
     }
 
