@@ -342,6 +342,16 @@ fn collapse_cut(text: &str, max: usize) -> String {
             break;
         };
         let at = i + k;
+        // A lone space inside a line is kept as it is: the word goes on
+        // (joined words are then copied a line at a time, not one by one).
+        if b[at] == b' '
+            && at > word
+            && b.get(at + 1)
+                .is_some_and(|&c| !MAY_START_WHITESPACE[c as usize])
+        {
+            i = at + 1;
+            continue;
+        }
         let n = whitespace_len(text, at);
         // (Past a lead byte that starts no whitespace, `i` may stop inside
         // its character: it only marks where to search on.)
@@ -443,8 +453,15 @@ mod tests {
         let long = "word  é\t".repeat(300);
         let spaces = "a\u{85}b\u{a0}\u{1680}c\u{2000}d\u{200a}e\u{2028}\u{2029}f\u{202f}g\u{205f}h\u{3000}i\u{b}j\u{c}k\u{1c}l\u{200b}m\u{2030}n\u{3001}o";
         let spaced = format!("{spaces} ").repeat(40);
+        // Lone spaces (kept inside a word run) beside other whitespace and
+        // beside lead bytes that start none.
+        let lone = "one two €three \u{a0}four five\u{2000} six  seven\tx y\n".repeat(60);
         for text in [
             "",
+            "a b",
+            " a b c ",
+            "a b\u{85}c € d\u{3000} e",
+            lone.as_str(),
             "  a \n b  ",
             " ",
             "x",
