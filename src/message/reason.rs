@@ -29,6 +29,10 @@ pub struct Evidence<'a> {
     /// Without `command`, the text that may name it (see
     /// `Evidence::command`): read only when the decision turns on it.
     pub command_text: &'a str,
+    /// More of that text, when not empty: the command is looked for in
+    /// `command_text`, a space and this. (Kept apart so that the joined
+    /// text is only built when the decision turns on the command.)
+    pub command_more: &'a str,
     /// The command found in `command_text`, once looked for.
     pub(super) found_command: OnceCell<Option<&'static str>>,
     /// The Diagnostic-Code type (`smtp`, `x-unix`, ...), lowercase.
@@ -40,11 +44,21 @@ impl Evidence<'_> {
     /// [`Evidence::command_text`] names (looked for once).
     fn command(&self) -> Option<&str> {
         self.command.or_else(|| {
-            *self
-                .found_command
-                .get_or_init(|| command_in(self.command_text))
+            *self.found_command.get_or_init(|| match self.command_more {
+                "" => command_in(self.command_text),
+                more => command_in(&joined(self.command_text, more)),
+            })
         })
     }
+}
+
+/// `a`, a space and `b`, in one allocation.
+pub(super) fn joined(a: &str, b: &str) -> String {
+    let mut both = String::with_capacity(a.len() + 1 + b.len());
+    both.push_str(a);
+    both.push(' ');
+    both.push_str(b);
+    both
 }
 
 /// Reasons whose status code or phrase decides at once, in priority order.
@@ -87,11 +101,20 @@ const REFINABLE: &[Reason] = &[
 /// fold every character (lowercase, whitespace to a space) with no branch,
 /// then drop each space that follows a space, and the ends.
 pub fn normalize(text: &str) -> String {
-    let mut out: Vec<u8> = if text.is_ascii() {
-        text.bytes().map(fold_ascii).collect()
-    } else {
-        fold_unicode(text)
-    };
+    // Folded as if ASCII, noting on the way whether any byte is not (one
+    // pass instead of `str::is_ascii` and then the fold); the rare other
+    // text is folded again, by characters.
+    let mut high = 0u8;
+    let mut out: Vec<u8> = text
+        .bytes()
+        .map(|b| {
+            high |= b;
+            fold_ascii(b)
+        })
+        .collect();
+    if high >= 0x80 {
+        out = fold_unicode(text);
+    }
     collapse_spaces(&mut out);
     if out.last() == Some(&b' ') {
         out.pop();

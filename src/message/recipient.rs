@@ -167,8 +167,7 @@ pub(super) fn prepare() {
 /// The SMTP command a diagnostic says was rejected, when it says so.
 pub(super) fn command_in(text: &str) -> Option<&'static str> {
     let mut found = [false; COMMANDS.len()];
-    COMMAND_PHRASES.find_all(text.as_bytes(), &mut found, |_| {});
-    let first = found.iter().position(|&f| f);
+    let first = COMMAND_PHRASES.first_found(text.as_bytes(), &mut found);
     first.map(|i| COMMANDS[i].1)
 }
 
@@ -208,14 +207,13 @@ pub(super) fn recipient_in(
         None => Cow::Owned(normalize(cut(more, MAX_REASON_TEXT))),
     };
     let more_norm = words_beyond(more_lower, &address_lower);
-    let text: Cow<'_, str> = if more_norm.is_empty() || diag_norm.contains(&*more_norm) {
-        Cow::Borrowed(&diag_norm)
+    // The wider text is the diagnostic, a space and `more_norm`, unless
+    // that says nothing new; it is only joined when read (see below and
+    // `Evidence::command_more`).
+    let more_beyond: &str = if more_norm.is_empty() || diag_norm.contains(&*more_norm) {
+        ""
     } else {
-        let mut both = String::with_capacity(diag_norm.len() + 1 + more_norm.len());
-        both.push_str(&diag_norm);
-        both.push(' ');
-        both.push_str(&more_norm);
-        Cow::Owned(both)
+        &more_norm
     };
     let diag_code = scan::status_code(&diag_norm);
     let text_status = diag_code.or_else(|| scan::status_code(&more_norm));
@@ -262,7 +260,8 @@ pub(super) fn recipient_in(
         reply_code,
         text: &diag_norm,
         action: action.as_deref(),
-        command_text: &text,
+        command_text: &diag_norm,
+        command_more: more_beyond,
         diag_type,
         ..Evidence::default()
     };
@@ -278,7 +277,8 @@ pub(super) fn recipient_in(
     ];
     // (When the wider text is the diagnostic itself, the answer would be
     // the same: skip the second scan.)
-    if (vague.contains(&reason) || diag_norm.is_empty()) && *text != *diag_norm {
+    if (vague.contains(&reason) || diag_norm.is_empty()) && !more_beyond.is_empty() {
+        let text = reason::joined(&diag_norm, more_beyond);
         ev.text = &text;
         let wider = reason::decide(&ev);
         if !matches!(wider, Reason::OnHold | Reason::Undefined) {
@@ -342,6 +342,16 @@ fn collapse_cut(text: &str, max: usize) -> String {
             break;
         };
         let at = i + k;
+        // A lone space inside a line is kept as it is: the word goes on
+        // (joined words are then copied a line at a time, not one by one).
+        if b[at] == b' '
+            && at > word
+            && b.get(at + 1)
+                .is_some_and(|&c| !MAY_START_WHITESPACE[c as usize])
+        {
+            i = at + 1;
+            continue;
+        }
         let n = whitespace_len(text, at);
         // (Past a lead byte that starts no whitespace, `i` may stop inside
         // its character: it only marks where to search on.)
@@ -443,8 +453,15 @@ mod tests {
         let long = "word  é\t".repeat(300);
         let spaces = "a\u{85}b\u{a0}\u{1680}c\u{2000}d\u{200a}e\u{2028}\u{2029}f\u{202f}g\u{205f}h\u{3000}i\u{b}j\u{c}k\u{1c}l\u{200b}m\u{2030}n\u{3001}o";
         let spaced = format!("{spaces} ").repeat(40);
+        // Lone spaces (kept inside a word run) beside other whitespace and
+        // beside lead bytes that start none.
+        let lone = "one two €three \u{a0}four five\u{2000} six  seven\tx y\n".repeat(60);
         for text in [
             "",
+            "a b",
+            " a b c ",
+            "a b\u{85}c € d\u{3000} e",
+            lone.as_str(),
             "  a \n b  ",
             " ",
             "x",

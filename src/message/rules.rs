@@ -966,10 +966,15 @@ pub const SECOND_PHRASES: &[(Reason, &[&str])] = &[
 
 /// Does `text` (lowercase, whitespace collapsed) contain `pattern`, where
 /// `*` in the pattern is a gap?
+///
+/// Searched with `memmem::find`, which sets up less than `str::find`'s
+/// two-way searcher does for each call (most callers try a phrase once on
+/// a short text). The same leftmost match: a UTF-8 needle only matches
+/// at a character boundary.
 pub fn phrase_matches(text: &str, pattern: &str) -> bool {
-    let mut rest = text;
+    let mut rest = text.as_bytes();
     for piece in pattern.split('*') {
-        match rest.find(piece) {
+        match memchr::memmem::find(rest, piece.as_bytes()) {
             Some(i) => rest = &rest[i + piece.len()..],
             None => return false,
         }
@@ -1270,6 +1275,11 @@ impl PieceIndex {
                 new(*id);
             }
         }
+        self.find_long(text, found, new);
+    }
+
+    /// [`PieceIndex::find_all`] for the pieces of at least [`LONG`] bytes.
+    fn find_long(&self, text: &[u8], found: &mut [bool], mut new: impl FnMut(usize)) {
         let mut next = 0;
         while let Some((at, h)) = self.next_occupied(text, next) {
             let here = word(text, at);
@@ -1294,6 +1304,23 @@ impl PieceIndex {
             }
             next = at + STRIDE;
         }
+    }
+
+    /// The first piece (by its place in the list given to
+    /// [`PieceIndex::new`]) that occurs in `text`. The long pieces are
+    /// found in one pass first; a short piece is then only looked for
+    /// when it comes before all of those found (a `memmem` pass each).
+    /// `found` (one flag a piece, all unset) is left with the long ones.
+    pub(super) fn first_found(&self, text: &[u8], found: &mut [bool]) -> Option<usize> {
+        self.find_long(text, found, |_| {});
+        let long = found.iter().position(|&f| f);
+        // (`short` is in list order: the first found is the first.)
+        let short = self
+            .short
+            .iter()
+            .take_while(|(id, _)| long.is_none_or(|l| *id < l))
+            .find(|(_, finder)| finder.find(text).is_some());
+        short.map(|(id, _)| *id).or(long)
     }
 
     /// The first position read from `at` on (a multiple of [`STRIDE`])
@@ -1407,6 +1434,73 @@ mod tests {
             "does not exist user",
             "user * does not exist"
         ));
+    }
+
+    #[test]
+    fn phrase_matches_agrees_with_str_find() {
+        let by_str = |text: &str, pattern: &str| {
+            let mut rest = text;
+            for piece in pattern.split('*') {
+                match rest.find(piece) {
+                    Some(i) => rest = &rest[i + piece.len()..],
+                    None => return false,
+                }
+            }
+            true
+        };
+        let texts = [
+            "",
+            "a",
+            "boîte pleine, boîte vide",
+            "user é does not exist",
+            "aaab aab",
+            "日本語 user 日本 does not exist",
+        ];
+        let patterns = [
+            "",
+            "*",
+            "**",
+            "a*",
+            "*b",
+            "aab",
+            "a*a*b",
+            "boîte*vide",
+            "î",
+            "é*exist",
+            "本*本",
+            "x",
+            "user * does not exist",
+            "aaab aab*",
+        ];
+        for t in texts {
+            for p in patterns {
+                assert_eq!(phrase_matches(t, p), by_str(t, p), "{t:?} {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn first_found_is_the_first_piece_contained() {
+        let pieces = ["xy", "abcdefgh", "zz", "qrstuvwx", "ab"];
+        let index = PieceIndex::new(&pieces);
+        for text in [
+            "",
+            "xy",
+            "--abcdefgh",
+            "zz qrstuvwx",
+            "qrstuvwx ab",
+            "ab abcdefg",
+            "zzabcdefghxy",
+            "qrstuvwxab zz",
+        ] {
+            let mut found = [false; 5];
+            let first = index.first_found(text.as_bytes(), &mut found);
+            assert_eq!(
+                first,
+                pieces.iter().position(|p| text.contains(p)),
+                "{text:?}"
+            );
+        }
     }
 
     /// [`scan`] as the tables define it: every phrase tried on its own.
