@@ -33,11 +33,11 @@ fn known(name: &str) -> &'static str {
 #[derive(Debug, Default, Clone)]
 pub struct DsnRecipient<'a> {
     /// `Final-Recipient` address.
-    pub final_rcpt: Option<String>,
+    pub final_rcpt: Option<Cow<'a, str>>,
     /// `Original-Recipient` address.
-    pub original_rcpt: Option<String>,
+    pub original_rcpt: Option<Cow<'a, str>>,
     /// `X-Actual-Recipient` address (Sendmail, Postfix aliases).
-    pub actual_rcpt: Option<String>,
+    pub actual_rcpt: Option<Cow<'a, str>>,
     /// `Action`, lowercase.
     pub action: Option<Cow<'a, str>>,
     /// The enhanced code from `Status`.
@@ -198,7 +198,15 @@ fn apply<'a>(
             if starts_new && !cur.is_empty() {
                 out.push(std::mem::take(cur));
             }
-            let addr = scan::header_address(typed_value(&value));
+            // Borrowed (like the other fields) unless the domain needs
+            // lowercasing or the value was folded.
+            let addr = scan::header_written(typed_value(&value)).map(|w| {
+                if w.is_address() {
+                    keep(&value, w.as_str())
+                } else {
+                    Cow::Owned(w.to_address())
+                }
+            });
             match name {
                 "final-recipient" => cur.final_rcpt = addr,
                 "original-recipient" => cur.original_rcpt = addr,
@@ -284,7 +292,7 @@ mod tests {
                         out.push(std::mem::take(&mut cur));
                     }
                     let (_, v) = typed_reference(&value);
-                    let addr = scan::header_address(v);
+                    let addr = scan::header_address(v).map(Cow::Owned);
                     match name {
                         "final-recipient" => cur.final_rcpt = addr,
                         "original-recipient" => cur.original_rcpt = addr,

@@ -148,6 +148,14 @@ impl<'a> Written<'a> {
         self.text
     }
 
+    /// Is the address as written already what [`Written::to_address`]
+    /// gives (no uppercase letter in its domain)?
+    pub(super) fn is_address(&self) -> bool {
+        !self.text.as_bytes()[self.at + 1..]
+            .iter()
+            .any(u8::is_ascii_uppercase)
+    }
+
     /// The address with its domain lowercased, as [`each_address`] gives
     /// it: one copy of the written bytes.
     pub(super) fn to_address(self) -> String {
@@ -241,8 +249,13 @@ pub(super) fn each_address_part<'t>(text: &'t str, mut f: impl FnMut(usize, Writ
 
 /// The first address in `text` (the rest is not looked at).
 pub fn first_address(text: &str) -> Option<String> {
+    first_written(text).map(Written::to_address)
+}
+
+/// [`first_address`] as written, not yet copied.
+fn first_written(text: &str) -> Option<Written<'_>> {
     let mut first = None;
-    each_address(text, |_, a| {
+    each_address_part(text, |_, a| {
         first = Some(a);
         false
     });
@@ -251,13 +264,20 @@ pub fn first_address(text: &str) -> Option<String> {
 
 /// The address part of a header such as `"Name" <a@b>` or `rfc822; a@b`.
 pub fn header_address(value: &str) -> Option<String> {
+    header_written(value).map(Written::to_address)
+}
+
+/// [`header_address`] as written in `value`: a caller that can borrow
+/// the address copies it only when its domain needs lowercasing (see
+/// [`Written::is_address`]).
+pub(super) fn header_written(value: &str) -> Option<Written<'_>> {
     if let Some(open) = value.rfind('<')
         && let Some(close) = value[open..].find('>')
-        && let Some(a) = first_address(&value[open + 1..open + close])
+        && let Some(a) = first_written(&value[open + 1..open + close])
     {
         return Some(a);
     }
-    first_address(value)
+    first_written(value)
 }
 
 /// The first enhanced status code (`[245].d{1,3}.d{1,3}`) in `text`, not
@@ -438,6 +458,27 @@ mod tests {
         let a = addresses("<Kijitora@Example.JP>: host said ... neko@example.org.");
         let got: Vec<_> = a.into_iter().map(|(_, a)| a).collect();
         assert_eq!(got, vec!["Kijitora@example.jp", "neko@example.org"]);
+    }
+
+    #[test]
+    fn header_written_is_header_address() {
+        for v in [
+            "",
+            "rfc822; a@b.example",
+            "\"Name\" <Kijitora@Example.JP>",
+            "<> x@y.org",
+            "<not an address> z@Q.ORG",
+            "a@b.c <d@E.f> <g@h.i>",
+            "\"john..doe\"@Example.org",
+            "<\"q\"@x.jp",
+            "no address",
+        ] {
+            let w = header_written(v);
+            assert_eq!(w.map(Written::to_address), header_address(v), "{v:?}");
+            if let Some(w) = w {
+                assert_eq!(w.is_address(), w.as_str() == w.to_address(), "{v:?}");
+            }
+        }
     }
 
     #[test]
