@@ -327,46 +327,73 @@ const MAX_DIAGNOSTIC: usize = 1000;
 /// recipient reports the whole bounce text, which may be long.
 ///
 /// Words are split where `str::split_whitespace` splits them, but found
-/// byte by byte: most bytes are ASCII, and only a byte that can start a
-/// non-ASCII whitespace character (see [`whitespace_len`]) is decoded.
+/// a stretch at a time: between two whitespace characters other than a
+/// space (see [`next_stop`]) the text's words are copied whole, with only
+/// its runs of spaces collapsed (see [`push_spaced`]).
 fn collapse_cut(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max + 1));
     let b = text.as_bytes();
-    // `word`: where the current word starts; `i`: where to look on from.
+    // `word`: where the current stretch starts; `i`: where to look on from.
     let (mut i, mut word) = (0, 0);
     while out.len() <= max {
-        let Some(k) = b[i..]
-            .iter()
-            .position(|&c| MAY_START_WHITESPACE[c as usize])
-        else {
+        let Some(at) = next_stop(b, i) else {
             break;
         };
-        let at = i + k;
-        // A lone space inside a line is kept as it is: the word goes on
-        // (joined words are then copied a line at a time, not one by one).
-        if b[at] == b' '
-            && at > word
-            && b.get(at + 1)
-                .is_some_and(|&c| !MAY_START_WHITESPACE[c as usize])
-        {
-            i = at + 1;
-            continue;
-        }
         let n = whitespace_len(text, at);
         // (Past a lead byte that starts no whitespace, `i` may stop inside
         // its character: it only marks where to search on.)
         i = at + n.max(1);
         if n > 0 {
-            push_word(&mut out, &text[word..at]);
+            push_spaced(&mut out, &text[word..at]);
             word = i;
         }
     }
     if out.len() <= max {
-        push_word(&mut out, &text[word..]);
+        push_spaced(&mut out, &text[word..]);
     }
     let end = cut(&out, max).len();
     out.truncate(end);
     out
+}
+
+/// Where the first byte of `b[from..]` is that may start whitespace other
+/// than a space ([`MAY_START_WHITESPACE`] less the space), if any.
+///
+/// Eight bytes at a time: a word of bytes that are all in 0x20..=0x7F
+/// (printable ASCII, the space, DEL) holds none. In `x - 0x20..20 | x`
+/// a byte's high bit is set when it is 0x80 or above, or below 0x20 (the
+/// subtraction wraps); a borrow only carries into the next byte from a
+/// byte below 0x20, so no other byte is flagged falsely while the word
+/// is clean. A flagged word is then looked at byte by byte.
+fn next_stop(b: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    let stop = |c: u8| c != b' ' && MAY_START_WHITESPACE[c as usize];
+    let mut i = from;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        if (x.wrapping_sub(ONES * 0x20) | x) & (ONES * 0x80) != 0
+            && let Some(k) = chunk.iter().position(|&c| stop(c))
+        {
+            return Some(i + k);
+        }
+        i += 8;
+    }
+    b[i.min(b.len())..]
+        .iter()
+        .position(|&c| stop(c))
+        .map(|k| i + k)
+}
+
+/// Appends the words of `stretch` (text whose only whitespace is the
+/// space), joined by one space, as [`push_word`] appends one word: its
+/// end spaces dropped and each run of spaces inside made one.
+fn push_spaced(out: &mut String, stretch: &str) {
+    let mut rest = stretch.trim_matches(' ');
+    while let Some(k) = reason::DOUBLE_SPACE.find(rest.as_bytes()) {
+        push_word(out, &rest[..k]);
+        rest = rest[k..].trim_start_matches(' ');
+    }
+    push_word(out, rest);
 }
 
 /// The bytes a whitespace character can start with: ASCII whitespace and
@@ -456,8 +483,16 @@ mod tests {
         // Lone spaces (kept inside a word run) beside other whitespace and
         // beside lead bytes that start none.
         let lone = "one two €three \u{a0}four five\u{2000} six  seven\tx y\n".repeat(60);
+        let mixed = "  a  b \t c\u{7f}d\u{1f}e \r\n  f\u{a0} g\u{3000}\u{e9}h  ".repeat(30);
         for text in [
             "",
+            mixed.as_str(),
+            &mixed[1..],
+            &mixed[3..],
+            &mixed[5..],
+            &mixed[7..],
+            "        x",
+            "abcdefg  hijklmn\u{85}",
             "a b",
             " a b c ",
             "a b\u{85}c € d\u{3000} e",
@@ -472,6 +507,29 @@ mod tests {
             for max in [0, 1, 5, 6, 999, 1000, 5000] {
                 let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
                 assert_eq!(collapse_cut(text, max), cut(&joined, max), "{max}");
+            }
+        }
+    }
+
+    #[test]
+    fn collapse_cut_is_join_then_cut_on_mixed_pieces() {
+        // Texts of pieces chosen by a fixed pseudo-random sequence: spaces
+        // and other whitespace in every order and at every alignment.
+        let pieces = [
+            " ", "  ", "a", "bc", "\t", "\n", "\u{a0}", "\u{7f}", "\u{3000}", "é", "\x1f",
+            "\u{2030}", "word",
+        ];
+        let mut seed = 12345u32;
+        for _ in 0..2000 {
+            let mut text = String::new();
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            for _ in 0..(seed >> 16) % 40 {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                text.push_str(pieces[(seed >> 16) as usize % pieces.len()]);
+            }
+            let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            for max in [0, 3, 8, 1000] {
+                assert_eq!(collapse_cut(&text, max), cut(&joined, max), "{text:?}");
             }
         }
     }
