@@ -216,14 +216,15 @@ pub(super) fn recipient_in(
         &more_norm
     };
     let diag_code = scan::status_code(&diag_norm);
-    let text_status = diag_code.or_else(|| scan::status_code(&more_norm));
+    // (The wider text is only searched when its code is used.)
+    let text_status = || diag_code.or_else(|| scan::status_code(&more_norm));
     // The server's own code in its reply is more precise than a Status
     // field the reporting MTA filled in, unless it is the generic x.0.0.
     let diag_status = diag_code.filter(|s| !s.ends_with(".0.0"));
     let status = match status {
-        Some(s) if s.ends_with(".0.0") => text_status.or(Some(s)),
+        Some(s) if s.ends_with(".0.0") => text_status().or(Some(s)),
         Some(s) => diag_status.or(Some(s)),
-        None => text_status,
+        None => text_status(),
     };
     let diag_reply = scan::reply_code(&diag_norm);
     // An X-Unix diagnostic is a program's exit status, not an SMTP reply.
