@@ -325,6 +325,11 @@ fn digits(b: &[u8], j: &mut usize) -> usize {
 /// space, `-`, `:` or the end) in `text`; a success code (`2dd`, such as a
 /// greeting in a transcript) only when there is no failure code.
 pub fn reply_code(text: &str) -> Option<u16> {
+    // Most diagnostics start with their failure code ("550 5.1.1 ..."):
+    // it is the first code, found without setting up a search.
+    if let Some(code) = leading_failure_code(text) {
+        return Some(code);
+    }
     let mut success = None;
     let mut rest = text;
     let mut offset = 0;
@@ -556,6 +561,44 @@ mod tests {
             Some("5.1.1")
         );
         assert_eq!(status_code("from 4.2.2.1 said"), None);
+    }
+
+    #[test]
+    fn reply_code_is_the_first_code_found() {
+        // `reply_code` as first written, without the leading-code start.
+        let reference = |text: &str| {
+            let mut success = None;
+            let mut offset = 0;
+            while let Some((c, i)) = any_reply_code(text.get(offset..).unwrap_or("")) {
+                if c >= 400 {
+                    return Some(c);
+                }
+                success = success.or(Some(c));
+                offset += i + 3;
+            }
+            success
+        };
+        for t in [
+            "",
+            "5",
+            "55",
+            "550",
+            "550 x",
+            "550-x",
+            "5500 451 x",
+            "450",
+            "4501",
+            "250 ok 550 no",
+            "599",
+            "560 x",
+            "550:",
+            "550é",
+            "421\n",
+            "220 hi",
+            "55a 451;",
+        ] {
+            assert_eq!(reply_code(t), reference(t), "{t:?}");
+        }
     }
 
     #[test]
