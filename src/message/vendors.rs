@@ -619,7 +619,9 @@ pub fn recipients(error: &str, is_sender: impl Fn(&str) -> bool) -> Vec<TextReci
                     .map(|a| a.trim_start_matches('<').trim_end_matches('>'))
                     .is_some_and(|a| is_address_ci(a, written.as_str()))
             };
-            if (is_sender(written.as_str()) && !heading())
+            // (`heading` first: asking `is_sender` may parse the returned
+            // message's header.)
+            if (!heading() && is_sender(written.as_str()))
                 || DAEMON_LOCALS
                     .iter()
                     .any(|d| scan::is_lowercase_of(d.as_bytes(), local.as_bytes()))
