@@ -199,14 +199,23 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
             .or_else(|| vendors::quoted_headers(rest))
     });
 
-    // `vendors::recipients` reads `exclude` only for an address it found
-    // in `error`: without an `@` there, the list would go unread.
-    let exclude = if mime::find_byte(error.as_bytes(), b'@').is_some() {
-        sender_addresses(&p.headers, original.as_ref())
-    } else {
-        Vec::new()
+    let is_sender = |address: &str| {
+        // (An address always has an `@`; without one, none equals it.)
+        let Some(k) = mime::find_byte(address.as_bytes(), b'@') else {
+            return false;
+        };
+        // (Asked about a few addresses: the fields are walked for each.)
+        p.headers
+            .iter()
+            .any(|(n, v)| SENDER_FIELDS.contains(&n) && holds_address(v, address, k))
+            || original.as_ref().is_some_and(|h| {
+                ORIGINAL_SENDER_FIELDS
+                    .iter()
+                    .flat_map(|n| h.get_all(n))
+                    .any(|v| holds_address(v, address, k))
+            })
     };
-    let mut texts = vendors::recipients(error, &exclude);
+    let mut texts = vendors::recipients(error, is_sender);
     if let Some(failed) = p.headers.get("x-failed-recipients") {
         // The listed addresses, in their order, each with the text found
         // for it: built as they are found, with no list of them first.
@@ -379,7 +388,7 @@ fn from_ses(notice: ses::Notice) -> Classification {
 }
 
 /// The fields read from a returned original's header block (by
-/// [`sender_addresses`] and for its `To`): only these are decoded.
+/// [`ORIGINAL_SENDER_FIELDS`] and its `To`): only these are decoded.
 pub(super) const ORIGINAL_FIELDS: &[&str] = &["from", "to", "return-path", "sender", "reply-to"];
 
 /// Microsoft's feedback loop (JMRP) sends complaints as a plain message with
@@ -435,30 +444,45 @@ fn forwarded_bounce(p: &Parsed<'_>, opts: &Options) -> Option<Classification> {
     matches!(c.kind, Kind::Bounce | Kind::Delayed).then_some(c)
 }
 
-/// Addresses that belong to the sender side: never a failed recipient.
-/// Each is borrowed as written in its header (`vendors::recipients`
-/// compares them ignoring ASCII case), once: the same sender in From,
-/// Return-Path and the original's From is listed once.
-fn sender_addresses<'h>(top: &'h Headers<'_>, original: Option<&'h Headers<'_>>) -> Vec<&'h str> {
-    let mut out: Vec<&str> = Vec::new();
-    let mut add = |v: &'h str| {
-        scan::each_address_part(v, |_, a| {
-            let a = a.as_str();
-            if !out.iter().any(|e| e.eq_ignore_ascii_case(a)) {
-                out.push(a);
-            }
-            true
-        });
-    };
-    for name in ["from", "to", "cc", "return-path", "reply-to"] {
-        top.get_all(name).for_each(&mut add);
-    }
-    if let Some(h) = original {
-        for name in ["from", "return-path", "sender", "reply-to"] {
-            h.get_all(name).for_each(&mut add);
+/// The message's header fields whose addresses belong to the sender side:
+/// never a failed recipient.
+const SENDER_FIELDS: &[&str] = &["from", "to", "cc", "return-path", "reply-to"];
+/// The returned original's header fields whose addresses are the sender's.
+const ORIGINAL_SENDER_FIELDS: &[&str] = &["from", "return-path", "sender", "reply-to"];
+
+/// Does the header value `value` hold `address` (ignoring ASCII case)
+/// among the addresses [`scan::each_address_part`] finds in it?
+/// `first_at` is where the first `@` of `address` is (found once for all
+/// the values asked about).
+///
+/// Asked for each address a bounce text names, instead of listing every
+/// sender-side address first: each found address is a piece of `value`,
+/// so `address` can only be found where it is written, and it is written
+/// only where its first `@` sits on an `@` of `value`. The few values
+/// that pass this check are scanned for addresses; the rest, most, not.
+fn holds_address(value: &str, address: &str, first_at: usize) -> bool {
+    let (v, a, k) = (value.as_bytes(), address.as_bytes(), first_at);
+    let mut from = 0;
+    let mut written = false;
+    while let Some(i) = mime::find_byte(&v[from..], b'@') {
+        let at = from + i;
+        from = at + 1;
+        if at >= k
+            && v.get(at - k..at - k + a.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(a))
+        {
+            written = true;
+            break;
         }
     }
-    out
+    let mut found = false;
+    if written {
+        scan::each_address_part(value, |_, e| {
+            found = e.as_str().eq_ignore_ascii_case(address);
+            !found
+        });
+    }
+    found
 }
 
 /// Does [`settle_from_context`] read its context for `r`? Only for a
@@ -650,6 +674,53 @@ mod tests {
                         assert_eq!(settled, r, "{reason:?} {status:?} {context:?}");
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn holds_address_agrees_with_listing_the_addresses() {
+        let values = [
+            "",
+            "Jo <jo@example.org>",
+            "JO@Example.ORG, other@example.net",
+            "\"a@b\"@example.org",
+            "x.jo@example.org; <jo@example.org.>",
+            "jo@example.org@example.org",
+            "=?utf-8?q?J=C3=B6?= <jö@exämple.org>, jo@ex",
+            "<@relay:jo@example.org>",
+            "mailto:jo@example.org?subject=x",
+            "jo@example..org jo@example.org",
+        ];
+        let addresses = [
+            "jo@example.org",
+            "JO@EXAMPLE.ORG",
+            "o@example.org",
+            "jo@example.or",
+            "\"a@b\"@example.org",
+            "b\"@example.org",
+            "other@example.net",
+            "jo@example.org.",
+            "org@example.org",
+            "jö@exämple.org",
+            "jo@ex",
+            "noat",
+        ];
+        for v in values {
+            let mut listed: Vec<String> = Vec::new();
+            scan::each_address_part(v, |_, e| {
+                listed.push(e.as_str().to_string());
+                true
+            });
+            for a in addresses {
+                let want = listed.iter().any(|e| e.eq_ignore_ascii_case(a));
+                let got = a.find('@').is_some_and(|k| holds_address(v, a, k));
+                assert_eq!(got, want, "{v:?} {a:?}");
+            }
+            for a in &listed {
+                let k = a.find('@').unwrap();
+                assert!(holds_address(v, a, k), "{v:?} {a:?}");
+                assert!(holds_address(v, &a.to_ascii_uppercase(), k), "{v:?} {a:?}");
             }
         }
     }

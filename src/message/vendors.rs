@@ -589,11 +589,12 @@ fn has_mailto(line: &str) -> bool {
     false
 }
 
-/// Finds failed recipients in the error part of a bounce text. `exclude`
-/// holds addresses that are the sender's, never a recipient, compared
-/// ignoring ASCII case: owned and lowercased, or borrowed as written in
-/// the headers (`&str`), so that a caller need not copy them.
-pub fn recipients(error: &str, exclude: &[impl AsRef<str>]) -> Vec<TextRecipient> {
+/// Finds failed recipients in the error part of a bounce text.
+/// `is_sender` tells whether an address (as written in `error`) is the
+/// sender's, never a recipient, ignoring ASCII case; it is asked only
+/// about the addresses found, so a caller need not list every sender
+/// address first.
+pub fn recipients(error: &str, is_sender: impl Fn(&str) -> bool) -> Vec<TextRecipient> {
     let (lines, with_at) = lines_with_at(error);
     let mut found: Vec<Found> = Vec::new();
     for &i in &with_at {
@@ -618,10 +619,9 @@ pub fn recipients(error: &str, exclude: &[impl AsRef<str>]) -> Vec<TextRecipient
                     .map(|a| a.trim_start_matches('<').trim_end_matches('>'))
                     .is_some_and(|a| is_address_ci(a, written.as_str()))
             };
-            if (exclude
-                .iter()
-                .any(|e| is_address_ci(e.as_ref(), written.as_str()))
-                && !heading())
+            // (`heading` first: asking `is_sender` may parse the returned
+            // message's header.)
+            if (!heading() && is_sender(written.as_str()))
                 || DAEMON_LOCALS
                     .iter()
                     .any(|d| scan::is_lowercase_of(d.as_bytes(), local.as_bytes()))
@@ -789,7 +789,7 @@ mod tests {
         let text = "Hi. This is the qmail-send program at mx.example.jp.\nI'm afraid I wasn't able to deliver your message.\n\n<kijitora@example.jp>:\n192.0.2.1 does not like recipient.\nRemote host said: 550 5.1.1 <kijitora@example.jp>... User Unknown\n\n--- Below this line is a copy of the message.\n\nFrom: neko@example.org\n";
         let (err, rest) = split_original(text);
         assert!(rest.starts_with("\nFrom:"));
-        let r = recipients(err, &["neko@example.org"]);
+        let r = recipients(err, |a| a.eq_ignore_ascii_case("neko@example.org"));
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].address, "kijitora@example.jp");
         assert!(r[0].text.contains("User Unknown"));
@@ -798,11 +798,13 @@ mod tests {
     #[test]
     fn a_heading_line_names_the_recipient_even_when_it_is_the_sender() {
         let text = "The following address(es) failed:\n\nme@example.fr:\nSMTP error from remote server: 550 5.2.0 rejected\n\nFrom: <me@example.fr>\n";
-        let r = recipients(text, &["me@example.fr".to_string()]);
+        let r = recipients(text, |a| a.eq_ignore_ascii_case("me@example.fr"));
         assert_eq!(r.len(), 1);
         assert!(r[0].text.contains("550 5.2.0"));
         // Mentioned anywhere else, the sender is still left out.
-        let r = recipients("Sent by me@example.fr, 550 rejected\n", &["me@example.fr"]);
+        let r = recipients("Sent by me@example.fr, 550 rejected\n", |a| {
+            a.eq_ignore_ascii_case("me@example.fr")
+        });
         assert!(r.is_empty());
     }
 
@@ -866,7 +868,7 @@ mod tests {
     #[test]
     fn a_reply_line_with_its_own_code_starts_the_next_entry() {
         let text = "554 <a@example.edu>... Remote protocol error\n550 example.org (smtp)... 550 Host unknown\n554 <b@example.org>... 550 Host unknown\n";
-        let r = recipients(text, &[] as &[&str]);
+        let r = recipients(text, |_| false);
         assert_eq!(r.len(), 2);
         assert!(!r[0].text.contains("Host unknown"), "{}", r[0].text);
         assert!(r[1].text.contains("Host unknown"));
