@@ -876,9 +876,7 @@ fn classify_while<R: AsRef<[u8]> + Sync, T>(
     fingerprint: bool,
     meanwhile: impl FnOnce() -> T,
 ) -> (Vec<(Fingerprint, Classification)>, T) {
-    let opts = message::Options {
-        verp: site.verp.clone(),
-    };
+    let opts = classifier_options(site);
     let (parts, during) = in_parallel(
         raws,
         |_, part| {
@@ -889,6 +887,13 @@ fn classify_while<R: AsRef<[u8]> + Sync, T>(
         meanwhile,
     );
     (parts.into_iter().flatten().collect(), during)
+}
+
+/// What the classifier needs to know of a site.
+fn classifier_options(site: &Site) -> message::Options {
+    message::Options {
+        verp: site.verp.clone(),
+    }
 }
 
 /// A message's fingerprint (unless `fingerprint` is false) and verdict.
@@ -955,9 +960,7 @@ fn read_render_while<T>(
     render: Render,
     meanwhile: impl FnOnce() -> T,
 ) -> (Vec<Rendered>, T) {
-    let opts = message::Options {
-        verp: site.verp.clone(),
-    };
+    let opts = classifier_options(site);
     let part = |_, files: &[FileRef]| {
         let mut out = Rendered::with_capacity(files.len());
         let mut renderer = Renderer {
@@ -986,9 +989,7 @@ fn read_classify_while<T>(
     fingerprint: bool,
     meanwhile: impl FnOnce() -> T,
 ) -> (Vec<Result<Pending, LocalError>>, T) {
-    let opts = message::Options {
-        verp: site.verp.clone(),
-    };
+    let opts = classifier_options(site);
     let part = |_, files: &[FileRef]| {
         let mut buf = Vec::with_capacity(READ_BUFFER);
         let mut read = Vec::with_capacity(files.len());
@@ -1026,9 +1027,7 @@ fn render_while<T>(
     meanwhile: impl FnOnce() -> T,
 ) -> (Vec<Rendered>, T) {
     let (uids, raws) = batch;
-    let opts = message::Options {
-        verp: site.verp.clone(),
-    };
+    let opts = classifier_options(site);
     let part = |start: usize, part: &[&[u8]]| {
         let mut out = Rendered::with_capacity(part.len());
         let mut renderer = Renderer {
