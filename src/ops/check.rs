@@ -307,11 +307,7 @@ impl<'a> Run<'a> {
         dir: &Dir,
         files: &[FileRef],
     ) -> Result<(), super::Error> {
-        // A dry run's reports can be rendered where they are classified.
-        let render = match self.store {
-            None => self.observer.renderer(),
-            Some(_) => None,
-        };
+        let render = self.dry_renderer();
         let recording = self.store.is_some();
         let mut waiting: Option<Classified> = None;
         for batch in files.chunks(BATCH_MESSAGES) {
@@ -357,11 +353,7 @@ impl<'a> Run<'a> {
         // the larger read; growing by 1.5× instead measured no faster.)
         let mut limit = FIRST_BATCH;
         let mut next = self.read_batch(name, &mut source, limit, Vec::new());
-        // A dry run's reports can be rendered where they are classified.
-        let render = match self.store {
-            None => self.observer.renderer(),
-            Some(_) => None,
-        };
+        let render = self.dry_renderer();
         let recording = self.store.is_some();
         let mut waiting: Option<Classified> = None;
         // The buffer of the batch before last, for the next batch to read
@@ -406,6 +398,16 @@ impl<'a> Run<'a> {
         }
         self.flush_local(site)?;
         Ok(())
+    }
+
+    /// The observer's renderer on a dry run: a dry run's reports can be
+    /// rendered where they are classified (a recorded one's wait for the
+    /// commit).
+    fn dry_renderer(&self) -> Option<Render> {
+        match self.store {
+            None => self.observer.renderer(),
+            Some(_) => None,
+        }
     }
 
     /// Records a classified local batch in the open transaction (committing
@@ -1052,10 +1054,14 @@ fn in_parallel<R: Sync, P: Send, T>(
     part: impl Fn(usize, &[R]) -> P + Sync,
     meanwhile: impl FnOnce() -> T,
 ) -> (Vec<P>, T) {
+    /// Messages a worker takes at a time: sizes vary a thousandfold, so a
+    /// fixed split of the batch would leave a core idle at its end.
     const STEP: usize = 16;
     if items.is_empty() {
         return (Vec::new(), meanwhile());
     }
+    // Asked once per run: on Linux each answer reads the cgroup's CPU
+    // quota files (three opens, reads and closes) as well.
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let workers = cores.min(8).min(items.len().div_ceil(STEP));
@@ -1085,6 +1091,8 @@ fn in_parallel<R: Sync, P: Send, T>(
     })
 }
 
+/// Pairs each message's identity with its verdict. `refs` are the server
+/// messages the raw bytes came from, if any.
 fn assemble(
     uids: Vec<Option<String>>,
     verdicts: Vec<(Fingerprint, Classification)>,
