@@ -90,7 +90,7 @@ impl Dir {
         // to reserve room that `buf` usually has already.
         let opened = match &self.subdirs {
             Some(dirs) => dirs.open_file(rest),
-            None => File::open(self.root.join(OsStr::from_bytes(rest))),
+            None => File::open(self.path(rest)),
         };
         let start = buf.len();
         match opened.and_then(|f| f.take(u64::MAX).read_to_end(buf)) {
@@ -99,15 +99,17 @@ impl Dir {
                 // A failed read may have appended part of the file.
                 buf.truncate(start);
                 Err(Error {
-                    path: self
-                        .root
-                        .join(OsStr::from_bytes(rest))
-                        .display()
-                        .to_string(),
+                    path: self.path(rest).display().to_string(),
                     source,
                 })
             }
         }
+    }
+
+    /// The whole path of a file whose path relative to the directory is
+    /// `rest`.
+    fn path(&self, rest: &[u8]) -> PathBuf {
+        self.root.join(OsStr::from_bytes(rest))
     }
 
     /// Adds `rest` to the names; `None` past 4 GiB of names.
@@ -256,8 +258,7 @@ fn directory_files(root: &Path) -> io::Result<(Dir, Vec<FileRef>)> {
         None => collect_files(root, &[], &mut dir, &mut files)?,
     }
     dir.subdirs = subdirs;
-    let names = &dir.names;
-    let bytes = |f: &FileRef| &names[f.start as usize..f.end as usize];
+    let bytes = |f: &FileRef| dir.rest(*f);
     if is_maildir {
         // `cur/NAME` and `new/NAME`: the first difference is never a `/`
         // (the two subdirectories' names are as long, a file name has
