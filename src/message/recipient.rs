@@ -520,14 +520,7 @@ mod tests {
             " ", "  ", "a", "bc", "\t", "\n", "\u{a0}", "\u{7f}", "\u{3000}", "é", "\x1f",
             "\u{2030}", "word",
         ];
-        let mut seed = 12345u32;
-        for _ in 0..2000 {
-            let mut text = String::new();
-            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            for _ in 0..(seed >> 16) % 40 {
-                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                text.push_str(pieces[(seed >> 16) as usize % pieces.len()]);
-            }
+        for text in scan::piece_texts(&pieces, 12345, 2000, 40) {
             let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
             for max in [0, 3, 8, 1000] {
                 assert_eq!(collapse_cut(&text, max), cut(&joined, max), "{text:?}");
