@@ -162,8 +162,8 @@ fn collapse_spaces(v: &mut Vec<u8>) {
 /// (`u8::is_ascii_whitespace`), written without branches.
 fn fold_ascii(b: u8) -> u8 {
     let space = (b == b' ') | (b == b'\t') | (b == b'\n') | (b == b'\r') | (b == 0x0c);
-    let upper = b.wrapping_sub(b'A') < 26;
-    let lower = b | (u8::from(upper) << 5);
+    // (Both computed, then chosen: in that form the loop vectorises.)
+    let lower = super::scan::lower_byte(b);
     if space { b' ' } else { lower }
 }
 

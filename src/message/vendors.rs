@@ -262,16 +262,11 @@ pub fn split_original(text: &str) -> (&str, &str) {
     (text, "")
 }
 
-/// `text.to_ascii_lowercase()` as bytes, made in a loop the compiler turns into
-/// vector instructions: the standard one lowercases a byte at a time
-/// (some 6 instructions a byte), and whole bounce texts are lowercased.
-/// A byte in `A..=Z` is one whose distance from `A` is below 26 (bytes
-/// below `A` wrap around to large distances); setting its `0x20` bit
-/// makes it lowercase, and every other byte is left as it is.
+/// `text.to_ascii_lowercase()` as bytes, in a loop the compiler turns into
+/// vector instructions ([`scan::lower_byte`]): whole bounce texts are
+/// lowercased.
 fn ascii_lowercase(text: &str) -> Vec<u8> {
-    text.bytes()
-        .map(|b| b | (u8::from(b.wrapping_sub(b'A') < 26) << 5))
-        .collect()
+    text.bytes().map(scan::lower_byte).collect()
 }
 
 /// [`ORIGINAL_MARKERS`] then [`SEPARATOR_WORDS`] (all lowercase), matched
