@@ -15,14 +15,18 @@
 //! k-1 in the open transaction, committing it and removing what it
 //! recorded when it is due; meanwhile the mailbox's own worker reads batch
 //! k+1 from the server (`mailbox::ahead`). A remove still only ever follows
-//! the commit of what it removes. A directory's files are read by the
-//! workers themselves, each just before it is classified, and a dry run's
-//! reports are rendered there too ([`Observer::renderer`]).
+//! the commit of what it removes.
+//!
+//! A directory has no batches: one thread per core, this one among them,
+//! reads each file just before classifying it (and on a dry run renders
+//! its report there too, [`Observer::renderer`]), and this thread records
+//! or shows the files' verdicts in order as they come
+//! (`parallel::in_order`, which bounds how far ahead the others run).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use super::parallel::{in_order, in_parallel};
 use crate::config::{After, Config, Site};
 use crate::exit::{Exit, ExitCode};
 use crate::mailbox::local::{Dir, Error as LocalError, FileRef, Source};
@@ -307,31 +311,19 @@ impl<'a> Run<'a> {
         dir: &Dir,
         files: &[FileRef],
     ) -> Result<(), super::Error> {
-        let render = self.dry_renderer();
-        let recording = self.store.is_some();
-        let mut waiting: Option<Classified> = None;
-        for batch in files.chunks(BATCH_MESSAGES) {
-            let meanwhile = || match waiting.take() {
-                Some(done) => self.settle(site, name, done),
-                None => Ok(()),
-            };
-            let (done, settled) = match render {
-                Some(render) => {
-                    let (parts, settled) =
-                        read_render_while(site, name, (dir, batch), render, meanwhile);
-                    (Classified::Rendered(parts), settled)
-                }
-                None => {
-                    let (read, settled) =
-                        read_classify_while(site, (dir, batch), recording, meanwhile);
-                    (Classified::Verdicts(read), settled)
-                }
-            };
-            settled?;
-            waiting = Some(done);
-        }
-        if let Some(done) = waiting {
-            self.settle(site, name, done)?;
+        // One pool of threads for the whole directory, this one among
+        // them: each part is recorded (or shown) as soon as it and the
+        // parts before it are done.
+        match self.dry_renderer() {
+            Some(render) => read_render(site, name, (dir, files), render, |part| {
+                self.settle(site, name, Classified::Rendered(vec![part]))
+            })?,
+            None => {
+                let recording = self.store.is_some();
+                read_classify(site, (dir, files), recording, |part| {
+                    self.settle(site, name, Classified::Verdicts(part))
+                })?
+            }
         }
         self.flush_local(site)?;
         Ok(())
@@ -953,52 +945,57 @@ impl Renderer<'_> {
     }
 }
 
-/// [`render_while`] for a directory's files, each read by the worker
-/// that classifies it.
-fn read_render_while<T>(
+/// A dry run over a directory's files: each file is read, classified and
+/// its report rendered by one of the threads ([`in_order`]), and `show`
+/// is given the rendered parts in the order of the files.
+fn read_render<E>(
     site: &Site,
     source: &str,
     (dir, files): (&Dir, &[FileRef]),
     render: Render,
-    meanwhile: impl FnOnce() -> T,
-) -> (Vec<Rendered>, T) {
+    show: impl FnMut(Rendered) -> Result<(), E>,
+) -> Result<(), E> {
     let opts = classifier_options(site);
-    let part = |_, files: &[FileRef]| {
-        let mut out = Rendered::with_capacity(files.len());
-        let mut renderer = Renderer {
+    let worker = || {
+        let renderer = Renderer {
             render,
             opts: &opts,
             name: source.to_string(),
         };
-        let mut buf = Vec::with_capacity(READ_BUFFER);
+        (renderer, Vec::with_capacity(READ_BUFFER))
+    };
+    let part = |(renderer, buf): &mut (Renderer, Vec<u8>), _, files: &[FileRef]| {
+        let mut out = Rendered::with_capacity(files.len());
         for &file in files {
             buf.clear();
             let outcome = dir
-                .read_into(file, &mut buf)
-                .map(|uid| renderer.one(&buf, Some(uid), &mut out.bytes));
+                .read_into(file, buf)
+                .map(|uid| renderer.one(buf, Some(uid), &mut out.bytes));
             out.each.push((outcome, out.bytes.len()));
         }
         out
     };
-    in_parallel(files, part, meanwhile)
+    in_order(files, worker, part, show)
 }
 
-/// [`classify_while`] for a directory's files, each read by the worker
-/// that classifies it.
-fn read_classify_while<T>(
+/// A recorded run (or an observer without a renderer) over a directory's
+/// files: each file is read, fingerprinted when `fingerprint`, and
+/// classified by one of the threads ([`in_order`]), and `record` is given
+/// the verdicts in the order of the files.
+fn read_classify<E>(
     site: &Site,
     (dir, files): (&Dir, &[FileRef]),
     fingerprint: bool,
-    meanwhile: impl FnOnce() -> T,
-) -> (Vec<Result<Pending, LocalError>>, T) {
+    record: impl FnMut(Vec<Result<Pending, LocalError>>) -> Result<(), E>,
+) -> Result<(), E> {
     let opts = classifier_options(site);
-    let part = |_, files: &[FileRef]| {
-        let mut buf = Vec::with_capacity(READ_BUFFER);
+    let worker = || Vec::with_capacity(READ_BUFFER);
+    let part = |buf: &mut Vec<u8>, _, files: &[FileRef]| {
         let mut read = Vec::with_capacity(files.len());
         for &file in files {
             buf.clear();
-            read.push(dir.read_into(file, &mut buf).map(|uid| {
-                let (fingerprint, classification) = verdict(&buf, fingerprint, &opts);
+            read.push(dir.read_into(file, buf).map(|uid| {
+                let (fingerprint, classification) = verdict(buf, fingerprint, &opts);
                 Pending {
                     uid: Some(uid),
                     source_uid: None,
@@ -1010,8 +1007,7 @@ fn read_classify_while<T>(
         }
         read
     };
-    let (parts, during) = in_parallel(files, part, meanwhile);
-    (parts.into_iter().flatten().collect(), during)
+    in_order(files, worker, part, record)
 }
 
 /// Room a worker's read buffer starts with: most bounces fit.
@@ -1044,51 +1040,6 @@ fn render_while<T>(
         out
     };
     in_parallel(raws, part, meanwhile)
-}
-
-/// Runs `part` over `items`, a few at a time, on up to one worker thread
-/// per core (at most 8) while this thread runs `meanwhile`; the results in
-/// the order of the items. `part` is given where its items start.
-fn in_parallel<R: Sync, P: Send, T>(
-    items: &[R],
-    part: impl Fn(usize, &[R]) -> P + Sync,
-    meanwhile: impl FnOnce() -> T,
-) -> (Vec<P>, T) {
-    /// Messages a worker takes at a time: sizes vary a thousandfold, so a
-    /// fixed split of the batch would leave a core idle at its end.
-    const STEP: usize = 16;
-    if items.is_empty() {
-        return (Vec::new(), meanwhile());
-    }
-    // Asked once per run: on Linux each answer reads the cgroup's CPU
-    // quota files (three opens, reads and closes) as well.
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let workers = cores.min(8).min(items.len().div_ceil(STEP));
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let start = next.fetch_add(STEP, Ordering::Relaxed);
-                        let Some(these) = items.get(start..(start + STEP).min(items.len())) else {
-                            break done;
-                        };
-                        done.push((start, part(start, these)));
-                    }
-                })
-            })
-            .collect();
-        let during = meanwhile();
-        let mut parts: Vec<_> = handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect();
-        parts.sort_unstable_by_key(|&(start, _)| start);
-        (parts.into_iter().map(|(_, p)| p).collect(), during)
-    })
 }
 
 /// Pairs each message's identity with its verdict. `refs` are the server
@@ -1383,12 +1334,15 @@ after = "delete"
             let mut expected: Vec<String> =
                 names.iter().map(|n| format!("not_bounce {n}")).collect();
             expected.remove(17);
-            // Shown where it was when rendered; before its batch otherwise.
-            if render.is_some() {
-                expected.insert(17, "error -".into());
-            } else {
-                expected.insert(0, "error -".into());
-            }
+            // Shown where it was when rendered; before the part of the
+            // directory that holds it on a dry run otherwise; before the
+            // reports that wait for the commit when recording.
+            let at = match (dry_run, render) {
+                (true, Some(_)) => 17,
+                (true, None) => 17 - 17 % super::super::parallel::STEP,
+                (false, _) => 0,
+            };
+            expected.insert(at, "error -".into());
             assert_eq!(seen.lines, expected, "{what}");
         }
     }

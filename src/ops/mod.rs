@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod check;
+mod parallel;
 pub mod stats;
 
 use std::path::PathBuf;
