@@ -215,26 +215,42 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
                     .any(|v| holds_address(v, address, k))
             })
     };
-    let mut texts = vendors::recipients(error, is_sender);
-    if let Some(failed) = p.headers.get("x-failed-recipients") {
-        // The listed addresses, in their order, each with the text found
-        // for it: built as they are found, with no list of them first.
-        let mut ordered: Vec<TextRecipient> = Vec::new();
-        scan::each_address(failed, |_, address| {
-            let text = texts
-                .iter()
-                .find(|t| t.address.eq_ignore_ascii_case(&address))
-                .map(|t| t.text.clone())
-                .unwrap_or_default();
-            ordered.push(TextRecipient { address, text });
-            true
-        });
-        if !ordered.is_empty() {
-            texts = ordered;
+    // The failed addresses the bounce text names, each with its lines.
+    let texts_found = || {
+        let mut texts = vendors::recipients(error, is_sender);
+        if let Some(failed) = p.headers.get("x-failed-recipients") {
+            // The listed addresses, in their order, each with the text
+            // found for it: built as they are found, with no list of them
+            // first.
+            let mut ordered: Vec<TextRecipient> = Vec::new();
+            scan::each_address(failed, |_, address| {
+                let text = texts
+                    .iter()
+                    .find(|t| t.address.eq_ignore_ascii_case(&address))
+                    .map(|t| t.text.clone())
+                    .unwrap_or_default();
+                ordered.push(TextRecipient { address, text });
+                true
+            });
+            if !ordered.is_empty() {
+                texts = ordered;
+            }
         }
-    }
+        texts
+    };
 
     if !dsn.is_empty() {
+        // A delivery-status recipient's text is found only under its own
+        // address (or its Original-Recipient), and every address found in
+        // the bounce text is written there (its domain lowercased): when
+        // the text names none of them, no text is found for any.
+        let named = dsn.iter().any(|r| {
+            [r.address(), r.original_rcpt.as_deref()]
+                .into_iter()
+                .flatten()
+                .any(|a| mentions(error, a))
+        });
+        let texts = if named { texts_found() } else { Vec::new() };
         let mut c = from_dsn(&dsn, &texts, &error_lower);
         let context = dsn_text.as_deref().map_or_else(
             || error_lower.to_string(),
@@ -263,6 +279,7 @@ fn decide(p: &Parsed<'_>, opts: &Options, nesting: usize) -> Classification {
         return inner;
     }
     if let Some(sign) = bounce_sign {
+        let texts = texts_found();
         let one = texts.len() == 1;
         // Uncut, the error text's normalised form is `error_lower`.
         let (more, more_lower) = match (one, error.len() <= MAX_REASON_TEXT) {
@@ -485,6 +502,21 @@ fn holds_address(value: &str, address: &str, first_at: usize) -> bool {
     found
 }
 
+/// Does `text` hold `address`, ignoring ASCII case? (Looked for where
+/// its `@` would be: `@` is rarer in a text than any letter.) Without an
+/// `@`, `address` is taken to be there.
+fn mentions(text: &str, address: &str) -> bool {
+    let (t, a) = (text.as_bytes(), address.as_bytes());
+    let Some(k) = mime::find_byte(a, b'@') else {
+        return true;
+    };
+    memchr::memchr_iter(b'@', t).any(|at| {
+        at >= k
+            && t.get(at - k..at - k + a.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(a))
+    })
+}
+
 /// Does [`settle_from_context`] read its context for `r`? Only for a
 /// user-unknown not from a `.1.1` status, or a filtered one; for any
 /// other it returns at once (a test holds the two to each other).
@@ -675,6 +707,26 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn mentions_is_a_case_blind_substring_search() {
+        let texts = [
+            "",
+            "<Jo@Example.ORG>: host said 550",
+            "to jo@example.org.",
+            "@@jo@example.org",
+            "xjo@example.orgx",
+            "jo@example.or",
+            "o@example.org",
+        ];
+        for t in texts {
+            for a in ["jo@example.org", "JO@EXAMPLE.ORG", "@example.org", "x@y"] {
+                let want = t.to_ascii_lowercase().contains(&a.to_ascii_lowercase());
+                assert_eq!(mentions(t, a), want, "{t:?} {a:?}");
+            }
+            assert!(mentions(t, "no at sign"), "{t:?}");
         }
     }
 
