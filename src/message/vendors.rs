@@ -519,6 +519,10 @@ struct Found {
     address: String,
     at: [u32; MAX_MENTIONS],
     mentions: u32,
+    /// `is_sender`'s answer for the address, once asked: a repeat (the
+    /// same address ignoring case) gets the same answer, and the question
+    /// costs a walk over the sender fields.
+    sender: Option<bool>,
 }
 
 const _: () = assert!(std::mem::size_of::<Found>() == std::mem::size_of::<TextRecipient>());
@@ -614,9 +618,28 @@ pub fn recipients(error: &str, is_sender: impl Fn(&str) -> bool) -> Vec<TextReci
                     .map(|a| a.trim_start_matches('<').trim_end_matches('>'))
                     .is_some_and(|a| is_address_ci(a, written.as_str()))
             };
+            // A recipient found before: its address passed the daemon
+            // check (which reads the address alone, ignoring case), and
+            // a full or repeated mention is dropped whatever it is, so
+            // nothing else is asked.
+            if let Some(f) = found
+                .iter_mut()
+                .find(|f| is_address_ci(&f.address, written.as_str()))
+            {
+                if (f.mentions as usize) < MAX_MENTIONS
+                    && !f.mentioned_on(i)
+                    && (heading() || !*f.sender.get_or_insert_with(|| is_sender(written.as_str())))
+                {
+                    f.at[f.mentions as usize] = line_no;
+                    f.mentions += 1;
+                }
+                return true;
+            }
             // (`heading` first: asking `is_sender` may parse the returned
             // message's header.)
-            if (!heading() && is_sender(written.as_str()))
+            let heading = heading();
+            let sender = (!heading).then(|| is_sender(written.as_str()));
+            if sender == Some(true)
                 || DAEMON_LOCALS
                     .iter()
                     .any(|d| scan::is_lowercase_of(d.as_bytes(), local.as_bytes()))
@@ -624,22 +647,13 @@ pub fn recipients(error: &str, is_sender: impl Fn(&str) -> bool) -> Vec<TextReci
                 return true;
             }
             // Caps keep hostile texts (thousands of addresses) linear.
-            let room = found.len() < MAX_RECIPIENTS;
-            match found
-                .iter_mut()
-                .find(|f| is_address_ci(&f.address, written.as_str()))
-            {
-                Some(f) if (f.mentions as usize) < MAX_MENTIONS && !f.mentioned_on(i) => {
-                    f.at[f.mentions as usize] = line_no;
-                    f.mentions += 1;
-                }
-                Some(_) => {}
-                None if room => found.push(Found {
+            if found.len() < MAX_RECIPIENTS {
+                found.push(Found {
                     address: written.to_address(),
                     at: [line_no; MAX_MENTIONS],
                     mentions: 1,
-                }),
-                None => {}
+                    sender,
+                });
             }
             true
         });
