@@ -361,6 +361,20 @@ fn starts_with_ci(line: &str, prefix: &str) -> bool {
         .is_some_and(|start| scan::is_lowercase_of(prefix.as_bytes(), start))
 }
 
+/// Does `line` start with one of [`SKIP_LINE_PREFIXES`], ignoring case?
+/// Only the prefixes that start with its first letter are compared: most
+/// lines start with none of their first letters, and twenty compares
+/// that each fail at the first byte cost more than one look at it.
+fn skip_line(line: &str) -> bool {
+    let Some(&first) = line.as_bytes().first() else {
+        return false;
+    };
+    let first = scan::lower_byte(first);
+    SKIP_LINE_PREFIXES
+        .iter()
+        .any(|p| p.as_bytes()[0] == first && starts_with_ci(line, p))
+}
+
 /// Does `line` start with an SMTP reply code and a space (`550 ...`)?
 fn reply_line(line: &str) -> bool {
     line.len() > 4 && line.as_bytes()[3] == b' ' && scan::leading_failure_code(line).is_some()
@@ -601,7 +615,7 @@ pub fn recipients(error: &str, is_sender: impl Fn(&str) -> bool) -> Vec<TextReci
         let line_no = i as u32;
         let line = lines[i];
         let l = line.trim_start();
-        if SKIP_LINE_PREFIXES.iter().any(|p| starts_with_ci(l, p)) || has_mailto(l) {
+        if skip_line(l) || has_mailto(l) {
             continue;
         }
         // Each address as it is found, as its parts: compared without
@@ -748,6 +762,31 @@ mod tests {
             let want = memchr::memchr_iter(b':', l.as_bytes())
                 .any(|p| p >= 6 && l.as_bytes()[p - 6..p].eq_ignore_ascii_case(b"mailto"));
             assert_eq!(has_mailto(l), want, "{l:?}");
+        }
+    }
+
+    #[test]
+    fn skip_line_is_any_prefix() {
+        for l in [
+            "",
+            "F",
+            "From: a@b",
+            "FROM:",
+            "x-y: a@b",
+            "X",
+            ">>> MAIL FROM:<a@b>",
+            ">>> RCPT TO:<a@b>",
+            "Received: from",
+            "rcpt to:<a@b>",
+            "ARC-Seal: i=1",
+            "<a@b>",
+            "éfrom:",
+            "list-id: <l@b>",
+            "mail from:<a@b>",
+            "mailto:a@b",
+        ] {
+            let want = SKIP_LINE_PREFIXES.iter().any(|p| starts_with_ci(l, p));
+            assert_eq!(skip_line(l), want, "{l:?}");
         }
     }
 
