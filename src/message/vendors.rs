@@ -649,15 +649,17 @@ pub fn recipients(error: &str, is_sender: impl Fn(&str) -> bool) -> Vec<TextReci
                 }
                 return true;
             }
-            // (`heading` first: asking `is_sender` may parse the returned
-            // message's header.)
-            let heading = heading();
-            let sender = (!heading).then(|| is_sender(written.as_str()));
-            if sender == Some(true)
-                || DAEMON_LOCALS
-                    .iter()
-                    .any(|d| scan::is_lowercase_of(d.as_bytes(), local.as_bytes()))
+            // A mailer-daemon is never a recipient; asked first, as it
+            // reads the address alone. (`heading` before `is_sender`:
+            // asking `is_sender` may parse the returned message's header.)
+            if DAEMON_LOCALS
+                .iter()
+                .any(|d| scan::is_lowercase_of(d.as_bytes(), local.as_bytes()))
             {
+                return true;
+            }
+            let sender = (!heading()).then(|| is_sender(written.as_str()));
+            if sender == Some(true) {
                 return true;
             }
             // Caps keep hostile texts (thousands of addresses) linear.
