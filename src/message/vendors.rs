@@ -361,6 +361,20 @@ fn starts_with_ci(line: &str, prefix: &str) -> bool {
         .is_some_and(|start| scan::is_lowercase_of(prefix.as_bytes(), start))
 }
 
+/// Does `line` start with one of [`SKIP_LINE_PREFIXES`], ignoring case?
+/// Only the prefixes that start with its first letter are compared: most
+/// lines start with none of their first letters, and twenty compares
+/// that each fail at the first byte cost more than one look at it.
+fn skip_line(line: &str) -> bool {
+    let Some(&first) = line.as_bytes().first() else {
+        return false;
+    };
+    let first = scan::lower_byte(first);
+    SKIP_LINE_PREFIXES
+        .iter()
+        .any(|p| p.as_bytes()[0] == first && starts_with_ci(line, p))
+}
+
 /// Does `line` start with an SMTP reply code and a space (`550 ...`)?
 fn reply_line(line: &str) -> bool {
     line.len() > 4 && line.as_bytes()[3] == b' ' && scan::leading_failure_code(line).is_some()
@@ -519,6 +533,10 @@ struct Found {
     address: String,
     at: [u32; MAX_MENTIONS],
     mentions: u32,
+    /// `is_sender`'s answer for the address, once asked: a repeat (the
+    /// same address ignoring case) gets the same answer, and the question
+    /// costs a walk over the sender fields.
+    sender: Option<bool>,
 }
 
 const _: () = assert!(std::mem::size_of::<Found>() == std::mem::size_of::<TextRecipient>());
@@ -597,7 +615,7 @@ pub fn recipients(error: &str, is_sender: impl Fn(&str) -> bool) -> Vec<TextReci
         let line_no = i as u32;
         let line = lines[i];
         let l = line.trim_start();
-        if SKIP_LINE_PREFIXES.iter().any(|p| starts_with_ci(l, p)) || has_mailto(l) {
+        if skip_line(l) || has_mailto(l) {
             continue;
         }
         // Each address as it is found, as its parts: compared without
@@ -614,32 +632,44 @@ pub fn recipients(error: &str, is_sender: impl Fn(&str) -> bool) -> Vec<TextReci
                     .map(|a| a.trim_start_matches('<').trim_end_matches('>'))
                     .is_some_and(|a| is_address_ci(a, written.as_str()))
             };
-            // (`heading` first: asking `is_sender` may parse the returned
-            // message's header.)
-            if (!heading() && is_sender(written.as_str()))
-                || DAEMON_LOCALS
-                    .iter()
-                    .any(|d| scan::is_lowercase_of(d.as_bytes(), local.as_bytes()))
-            {
-                return true;
-            }
-            // Caps keep hostile texts (thousands of addresses) linear.
-            let room = found.len() < MAX_RECIPIENTS;
-            match found
+            // A recipient found before: its address passed the daemon
+            // check (which reads the address alone, ignoring case), and
+            // a full or repeated mention is dropped whatever it is, so
+            // nothing else is asked.
+            if let Some(f) = found
                 .iter_mut()
                 .find(|f| is_address_ci(&f.address, written.as_str()))
             {
-                Some(f) if (f.mentions as usize) < MAX_MENTIONS && !f.mentioned_on(i) => {
+                if (f.mentions as usize) < MAX_MENTIONS
+                    && !f.mentioned_on(i)
+                    && (heading() || !*f.sender.get_or_insert_with(|| is_sender(written.as_str())))
+                {
                     f.at[f.mentions as usize] = line_no;
                     f.mentions += 1;
                 }
-                Some(_) => {}
-                None if room => found.push(Found {
+                return true;
+            }
+            // A mailer-daemon is never a recipient; asked first, as it
+            // reads the address alone. (`heading` before `is_sender`:
+            // asking `is_sender` may parse the returned message's header.)
+            if DAEMON_LOCALS
+                .iter()
+                .any(|d| scan::is_lowercase_of(d.as_bytes(), local.as_bytes()))
+            {
+                return true;
+            }
+            let sender = (!heading()).then(|| is_sender(written.as_str()));
+            if sender == Some(true) {
+                return true;
+            }
+            // Caps keep hostile texts (thousands of addresses) linear.
+            if found.len() < MAX_RECIPIENTS {
+                found.push(Found {
                     address: written.to_address(),
                     at: [line_no; MAX_MENTIONS],
                     mentions: 1,
-                }),
-                None => {}
+                    sender,
+                });
             }
             true
         });
@@ -734,6 +764,31 @@ mod tests {
             let want = memchr::memchr_iter(b':', l.as_bytes())
                 .any(|p| p >= 6 && l.as_bytes()[p - 6..p].eq_ignore_ascii_case(b"mailto"));
             assert_eq!(has_mailto(l), want, "{l:?}");
+        }
+    }
+
+    #[test]
+    fn skip_line_is_any_prefix() {
+        for l in [
+            "",
+            "F",
+            "From: a@b",
+            "FROM:",
+            "x-y: a@b",
+            "X",
+            ">>> MAIL FROM:<a@b>",
+            ">>> RCPT TO:<a@b>",
+            "Received: from",
+            "rcpt to:<a@b>",
+            "ARC-Seal: i=1",
+            "<a@b>",
+            "éfrom:",
+            "list-id: <l@b>",
+            "mail from:<a@b>",
+            "mailto:a@b",
+        ] {
+            let want = SKIP_LINE_PREFIXES.iter().any(|p| starts_with_ci(l, p));
+            assert_eq!(skip_line(l), want, "{l:?}");
         }
     }
 
