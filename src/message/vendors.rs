@@ -420,8 +420,45 @@ const MAX_LINES: usize = 2000;
 /// Lines below a mention that [`recipients`] may add to its text.
 const LINES_BELOW: usize = 8;
 
+/// A set of line numbers below [`MAX_LINES`], as bits: on the stack (256
+/// bytes), where a list of them would be an allocation per bounce text.
+struct LineSet([u64; MAX_LINES.div_ceil(64)]);
+
+impl LineSet {
+    fn new() -> LineSet {
+        LineSet([0; MAX_LINES.div_ceil(64)])
+    }
+
+    fn insert(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    /// The line numbers in the set below `end`, in increasing order. Only
+    /// the words that can hold them are read: most bounce texts have a few
+    /// dozen lines, one word of the 32.
+    fn iter(&self, end: usize) -> impl Iterator<Item = usize> + '_ {
+        let words = &self.0[..end.div_ceil(64).min(self.0.len())];
+        words.iter().enumerate().flat_map(move |(w, &word)| {
+            let mut bits = word;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let b = bits.trailing_zeros() as usize;
+                    // (Clears the lowest set bit.)
+                    bits &= bits - 1;
+                    w * 64 + b
+                })
+            })
+            .take_while(move |&i| i < end)
+        })
+    }
+}
+
 /// The first [`MAX_LINES`] lines of `text` as [`scan::lines`] numbers
-/// them, and the indexes of those with an `@` (only they can name an
+/// them, and the numbers of those with an `@` (only they can name an
 /// address). The lines stop [`LINES_BELOW`] lines below the last `@`:
 /// none further is read, and a text without an `@` is not split at all.
 ///
@@ -431,15 +468,17 @@ const LINES_BELOW: usize = 8;
 /// splits only the lines around them; the lines far from any `@` are
 /// counted a vector of bytes at a time ([`count_newlines`]), not found
 /// one by one with a search call each.
-fn lines_with_at(text: &str) -> (Vec<&str>, Vec<usize>) {
+fn lines_with_at(text: &str) -> (Vec<&str>, LineSet) {
     let b = text.as_bytes();
+    let mut with_at = LineSet::new();
     let Some(last_at) = memchr::memrchr(b'@', b) else {
-        return (Vec::new(), Vec::new());
+        return (Vec::new(), with_at);
     };
     // Room for lines of 32 bytes on average (most are longer): one
     // allocation instead of a doubling series that copies them all.
     let mut lines: Vec<&str> = Vec::with_capacity((last_at / 32 + 1 + LINES_BELOW).min(MAX_LINES));
-    let mut with_at: Vec<usize> = Vec::new();
+    // Has a line with an `@` been taken yet?
+    let mut seen_at = false;
     // The start of the next line to take.
     let mut start = 0;
     while start <= last_at && lines.len() < MAX_LINES {
@@ -450,12 +489,13 @@ fn lines_with_at(text: &str) -> (Vec<&str>, Vec<usize>) {
         let line_start = rfind_byte(&b[start..at], b'\n').map_or(start, |k| start + k + 1);
         // The lines below the last line with an `@` (none before the
         // first) and the one just above this one are read.
-        let below = if with_at.is_empty() { 0 } else { LINES_BELOW };
+        let below = if seen_at { LINES_BELOW } else { 0 };
         push_between(&mut lines, text, start, line_start, below);
         if lines.len() == MAX_LINES {
             break;
         }
-        with_at.push(lines.len());
+        with_at.insert(lines.len());
+        seen_at = true;
         start = push_line(&mut lines, text, line_start);
     }
     let mut below = 0;
@@ -610,7 +650,7 @@ fn has_mailto(line: &str) -> bool {
 pub fn recipients(error: &str, is_sender: impl Fn(&str) -> bool) -> Vec<TextRecipient> {
     let (lines, with_at) = lines_with_at(error);
     let mut found: Vec<Found> = Vec::new();
-    for &i in &with_at {
+    for i in with_at.iter(lines.len()) {
         // (`lines` holds at most MAX_LINES.)
         let line_no = i as u32;
         let line = lines[i];
@@ -676,11 +716,11 @@ pub fn recipients(error: &str, is_sender: impl Fn(&str) -> bool) -> Vec<TextReci
     }
     // The lines that mention a recipient, as bits by line number (there
     // are at most MAX_LINES): on the stack, not a list to allocate.
-    let mut mentioned = [0u64; MAX_LINES.div_ceil(64)];
+    let mut mentioned = LineSet::new();
     for &k in found.iter().flat_map(Found::at) {
-        mentioned[k as usize / 64] |= 1 << (k % 64);
+        mentioned.insert(k as usize);
     }
-    let mention_line = |j: usize| mentioned[j / 64] & (1 << (j % 64)) != 0;
+    let mention_line = |j: usize| mentioned.contains(j);
     found
         .into_iter()
         .map(|f| {
@@ -859,6 +899,32 @@ mod tests {
     }
 
     #[test]
+    fn line_set_iterates_its_lines_in_order() {
+        for lines in [
+            &[][..],
+            &[0],
+            &[63, 64],
+            &[1, 2, 3, 127, 128, 500, MAX_LINES - 1],
+            &[0, 5, 5, 64, 64, 1999],
+        ] {
+            let mut set = LineSet::new();
+            for &i in lines {
+                set.insert(i);
+            }
+            let want: std::collections::BTreeSet<usize> = lines.iter().copied().collect();
+            assert_eq!(
+                set.iter(MAX_LINES).collect::<Vec<_>>(),
+                want.iter().copied().collect::<Vec<_>>()
+            );
+            assert!((0..MAX_LINES).all(|i| set.contains(i) == want.contains(&i)));
+            for end in [0, 1, 64, 65, 500] {
+                let below: Vec<usize> = want.iter().copied().filter(|&i| i < end).collect();
+                assert_eq!(set.iter(end).collect::<Vec<_>>(), below);
+            }
+        }
+    }
+
+    #[test]
     fn lines_with_at_are_scan_lines_to_8_below_the_last_at() {
         let long = format!("x\n{}a@b\n{}end", "l\n".repeat(3), "m\r\n".repeat(12));
         // `@` lines far apart, near, and the text ending on an empty line.
@@ -885,6 +951,7 @@ mod tests {
             &format!("{}{gaps}", "z\r\n".repeat(30)),
         ] {
             let (lines, with_at) = lines_with_at(t);
+            let with_at: Vec<usize> = with_at.iter(MAX_LINES).collect();
             let all: Vec<&str> = scan::lines(t).collect();
             let want: Vec<usize> = (0..all.len()).filter(|&i| all[i].contains('@')).collect();
             assert_eq!(with_at, want, "{t:?}");
@@ -901,13 +968,18 @@ mod tests {
         }
         let many = "a@b\n".repeat(MAX_LINES + 5);
         let (lines, with_at) = lines_with_at(&many);
-        assert_eq!((lines.len(), with_at.len()), (MAX_LINES, MAX_LINES));
+        assert_eq!(
+            (lines.len(), with_at.iter(MAX_LINES).count()),
+            (MAX_LINES, MAX_LINES)
+        );
         // The cut falls in the lines between two `@`, and on a line with one.
         let far = format!("a@b\n{}c@d\n", "x\n".repeat(MAX_LINES + 5));
         let (lines, with_at) = lines_with_at(&far);
+        let with_at: Vec<usize> = with_at.iter(MAX_LINES).collect();
         assert_eq!((lines.len(), with_at.as_slice()), (MAX_LINES, &[0][..]));
         let edge = format!("a@b\n{}c@d\ne\n", "x\n".repeat(MAX_LINES - 2));
         let (lines, with_at) = lines_with_at(&edge);
+        let with_at: Vec<usize> = with_at.iter(MAX_LINES).collect();
         assert_eq!(
             (lines.len(), with_at.as_slice()),
             (MAX_LINES, &[0, MAX_LINES - 1][..])
