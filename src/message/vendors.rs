@@ -281,13 +281,22 @@ fn ascii_lowercase(text: &str) -> Vec<u8> {
 /// searches save, since they run on a few short lines or mostly in the
 /// vector prefilter, which is the same for both kinds (measured: whole
 /// run 502.1M -> 497.8M instructions for the three).
-static MARKERS: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+static MARKERS: LazyLock<Option<AhoCorasick>> =
+    LazyLock::new(|| automaton(ORIGINAL_MARKERS.iter().chain(SEPARATOR_WORDS)));
+
+/// The automata here: leftmost-first (the standard match kind gets no
+/// vector prefilter), contiguous NFAs (see [`MARKERS`]).
+fn automaton<I, P>(patterns: I) -> Option<AhoCorasick>
+where
+    I: IntoIterator<Item = P>,
+    P: AsRef<[u8]>,
+{
     AhoCorasick::builder()
         .match_kind(MatchKind::LeftmostFirst)
         .kind(Some(AhoCorasickKind::ContiguousNFA))
-        .build(ORIGINAL_MARKERS.iter().chain(SEPARATOR_WORDS))
+        .build(patterns)
         .ok()
-});
+}
 
 /// Pieces of the markers: each marker holds one. They start with rarer
 /// letters than the markers (`the`, `this`, `you`, `mes`sage are in every
@@ -304,16 +313,8 @@ const MARKER_PIECES: &[&str] = &[
     "xt follows",
 ];
 
-/// [`MARKER_PIECES`] in one automaton (leftmost-first: the standard
-/// match kind gets no vector prefilter; a contiguous NFA, see
-/// [`MARKERS`]).
-static MARKER_PIECES_AC: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
-    AhoCorasick::builder()
-        .match_kind(MatchKind::LeftmostFirst)
-        .kind(Some(AhoCorasickKind::ContiguousNFA))
-        .build(MARKER_PIECES)
-        .ok()
-});
+/// [`MARKER_PIECES`] in one [`automaton`].
+static MARKER_PIECES_AC: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| automaton(MARKER_PIECES));
 
 /// A searcher for each of `phrases`. A few dozen phrases over a text of a
 /// few hundred bytes: memmem's vector search for each (it jumps to a pair
@@ -337,14 +338,9 @@ static BOUNCE_TEXT: LazyLock<Vec<Finder<'static>>> = LazyLock::new(|| finders(BO
 /// with its own setup, several of them two-way) cost more than one pass
 /// of the automaton's vector prefilter, even though it stops at each
 /// `this` and `the ` (measured: whole run 504.4M -> 502.1M
-/// instructions). A contiguous NFA (see [`MARKERS`]).
-static STRONG_TEXT: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
-    AhoCorasick::builder()
-        .match_kind(MatchKind::LeftmostFirst)
-        .kind(Some(AhoCorasickKind::ContiguousNFA))
-        .build(STRONG_BOUNCE_PHRASES)
-        .ok()
-});
+/// instructions). See [`automaton`].
+static STRONG_TEXT: LazyLock<Option<AhoCorasick>> =
+    LazyLock::new(|| automaton(STRONG_BOUNCE_PHRASES));
 
 /// [`BOUNCE_SUBJECTS`], a searcher for each (made once, not per message
 /// as `str::contains` makes its own).
