@@ -1154,10 +1154,12 @@ const BUCKET_BITS: u32 = 16;
 /// the scans; this reads one position in [`STRIDE`] and builds in no
 /// time.)
 ///
-/// A piece of at least [`LONG`] bytes, wherever it occurs, has one of its
-/// first [`STRIDE`] [`KEY`]-byte windows at a text position that is a
-/// multiple of [`STRIDE`]. So each such piece is filed under the hash of
-/// each of those windows (with the window's offset in the piece), and
+/// A piece of at least [`LONG`] bytes, wherever it occurs, has one window
+/// of any run of [`STRIDE`] consecutive [`KEY`]-byte windows in it at a
+/// text position that is a multiple of [`STRIDE`]. So each such piece is
+/// filed under the hash of each window of one run (with the window's
+/// offset in the piece), the run where the piece's words are least common
+/// among all pieces (see [`PieceIndex::new`]), and
 /// only those text positions are looked up: a bucket lists the pieces
 /// that may cover the position, each is then compared where it would
 /// start, first eight bytes in one word, then whole. (This is the
@@ -1226,14 +1228,36 @@ impl PieceIndex {
     pub(super) fn new(pieces: &[&'static str]) -> PieceIndex {
         let mut short = Vec::new();
         let mut filed: Vec<(usize, Entry)> = Vec::new();
+        // How many windows of all the pieces fall in each bucket: a
+        // window shared by many pieces ("mail", "messa", "recip") is
+        // common in bounce text too, and its bucket long. Each piece is
+        // filed under the run of `STRIDE` windows with the least such
+        // count (any run will do, see above): fewer positions read lead
+        // anywhere, and fewer entries are tried at those that do.
+        let mut shared = vec![0u32; 1 << BUCKET_BITS];
+        for piece in pieces.iter().map(|p| p.as_bytes()) {
+            for at in 0..piece.len().saturating_sub(KEY - 1) {
+                shared[bucket(key(piece, at).unwrap_or_default())] += 1;
+            }
+        }
         for (id, piece) in pieces.iter().enumerate() {
             let piece = piece.as_bytes();
             if piece.len() < LONG {
                 short.push((id, memchr::memmem::Finder::new(piece)));
                 continue;
             }
+            let run_cost = |from: usize| -> u32 {
+                (from..from + STRIDE)
+                    .map(|at| shared[bucket(key(piece, at).unwrap_or_default())])
+                    .sum()
+            };
+            // (The first of the cheapest runs; every run's last window
+            // ends inside the piece.)
+            let first = (0..=piece.len() - LONG)
+                .min_by_key(|&from| run_cost(from))
+                .unwrap_or(0);
             let tail_at = piece.len().saturating_sub(8);
-            for offset in 0..STRIDE {
+            for offset in first..first + STRIDE {
                 let Some(k) = key(piece, offset) else { break };
                 let entry = Entry {
                     offset,
@@ -1500,6 +1524,48 @@ mod tests {
                 pieces.iter().position(|p| text.contains(p)),
                 "{text:?}"
             );
+        }
+    }
+
+    #[test]
+    fn find_all_finds_the_pieces_contained() {
+        // Pieces that share common words, so that their windows are
+        // chosen away from those words, at every alignment in the text.
+        let pieces = [
+            "message rejected",
+            "message too big",
+            "mailbox full",
+            "no mailbox here",
+            "recipient unknown",
+            "unknown recipient",
+            "mailbox",
+            "zz",
+        ];
+        let index = PieceIndex::new(&pieces);
+        let parts = [
+            " ",
+            "message",
+            " rejected",
+            " too big",
+            "mailbox",
+            " full",
+            "no ",
+            " here",
+            "recipient",
+            " unknown",
+            "unknown ",
+            "z",
+            "x",
+            "mail",
+        ];
+        for text in super::super::scan::piece_texts(&parts, 777, 3000, 12) {
+            let mut found = [false; 8];
+            let mut new = Vec::new();
+            index.find_all(text.as_bytes(), &mut found, |id| new.push(id));
+            for (id, p) in pieces.iter().enumerate() {
+                assert_eq!(found[id], text.contains(p), "{text:?} {p:?}");
+                assert_eq!(new.contains(&id), found[id], "{text:?} {p:?}");
+            }
         }
     }
 
