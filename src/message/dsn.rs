@@ -82,10 +82,18 @@ fn typed(value: &str) -> (Option<&str>, &str) {
     match type_end(value) {
         Some(semi) => (
             Some(scan::trim(&value[..semi])),
-            scan::trim(&value[semi + 1..]),
+            trim_spaced(&value[semi + 1..]),
         ),
         None => (None, scan::trim(value)),
     }
+}
+
+/// [`scan::trim`] for text after a `:` or `;`, which most often starts
+/// with one space: without it the ends are most often plain, which
+/// `scan::trim` sees at once (a space sends it the long way, about 100
+/// instructions more).
+fn trim_spaced(s: &str) -> &str {
+    scan::trim(s.strip_prefix(' ').unwrap_or(s))
 }
 
 /// `part` (a slice of `value`) with `value`'s lifetime: borrowed when
@@ -116,7 +124,7 @@ fn keep_lower<'a>(value: &Cow<'a, str>, part: &str) -> Cow<'a, str> {
 
 /// The value of a `type; value` field, when its type is not needed.
 fn typed_value(value: &str) -> &str {
-    scan::trim(type_end(value).map_or(value, |semi| &value[semi + 1..]))
+    trim_spaced(type_end(value).map_or(value, |semi| &value[semi + 1..]))
 }
 
 /// Parses DSN fields from text. Per-message fields are skipped; a new
@@ -136,7 +144,9 @@ pub fn parse(text: &str) -> Vec<DsnRecipient<'_>> {
             if let Some((_, v)) = pending.as_mut()
                 && v.len() < 8192
             {
-                let more = scan::trim(line);
+                // (The indent is whitespace: trimmed here, it would send
+                // `scan::trim` the long way.)
+                let more = scan::trim(line.trim_start_matches([' ', '\t']));
                 match v {
                     // The first continuation: one copy with room for it
                     // (`to_mut` would copy exactly, then grow twice).
@@ -164,7 +174,7 @@ pub fn parse(text: &str) -> Vec<DsnRecipient<'_>> {
         pending = memchr::memchr(b':', line.as_bytes())
             .map(|colon| (known(&line[..colon]), &line[colon + 1..]))
             .filter(|(name, _)| !name.is_empty())
-            .map(|(name, value)| (name, Cow::Borrowed(scan::trim(value))));
+            .map(|(name, value)| (name, Cow::Borrowed(trim_spaced(value))));
         count += 1;
         if count > 4096 {
             break;
@@ -188,6 +198,12 @@ fn apply<'a>(
     cur: &mut DsnRecipient<'a>,
     out: &mut Vec<DsnRecipient<'a>>,
 ) {
+    // The value trimmed: a borrowed value was trimmed by [`parse`] already,
+    // only a folded one (a continuation line may be blank) needs it.
+    let trimmed = match &value {
+        Cow::Borrowed(v) => v,
+        Cow::Owned(v) => scan::trim(v),
+    };
     match name {
         "final-recipient" | "original-recipient" | "x-actual-recipient" => {
             let starts_new = match name {
@@ -213,7 +229,7 @@ fn apply<'a>(
                 _ => cur.actual_rcpt = addr,
             }
         }
-        "action" => cur.action = Some(keep_lower(&value, scan::trim(&value))),
+        "action" => cur.action = Some(keep_lower(&value, trimmed)),
         "status" => cur.status = scan::status_code(&value).map(|s| keep(&value, s)),
         "diagnostic-code" => {
             let (t, v) = typed(&value);
@@ -221,7 +237,7 @@ fn apply<'a>(
             cur.diagnostic = Some(v).filter(|d| !d.is_empty()).map(|d| keep(&value, d));
         }
         "remote-mta" => cur.remote_mta = Some(keep(&value, typed_value(&value))),
-        "x-powermta-bouncecategory" => cur.category = Some(keep(&value, scan::trim(&value))),
+        "x-powermta-bouncecategory" => cur.category = Some(keep(&value, trimmed)),
         _ => {}
     }
 }
