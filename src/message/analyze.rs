@@ -478,22 +478,8 @@ const ORIGINAL_SENDER_FIELDS: &[&str] = &["from", "return-path", "sender", "repl
 /// only where its first `@` sits on an `@` of `value`. The few values
 /// that pass this check are scanned for addresses; the rest, most, not.
 fn holds_address(value: &str, address: &str, first_at: usize) -> bool {
-    let (v, a, k) = (value.as_bytes(), address.as_bytes(), first_at);
-    let mut from = 0;
-    let mut written = false;
-    while let Some(i) = mime::find_byte(&v[from..], b'@') {
-        let at = from + i;
-        from = at + 1;
-        if at >= k
-            && v.get(at - k..at - k + a.len())
-                .is_some_and(|s| s.eq_ignore_ascii_case(a))
-        {
-            written = true;
-            break;
-        }
-    }
     let mut found = false;
-    if written {
+    if written_in(value.as_bytes(), address.as_bytes(), first_at) {
         scan::each_address_part(value, |_, e| {
             found = e.as_str().eq_ignore_ascii_case(address);
             !found
@@ -502,19 +488,33 @@ fn holds_address(value: &str, address: &str, first_at: usize) -> bool {
     found
 }
 
-/// Does `text` hold `address`, ignoring ASCII case? (Looked for where
-/// its `@` would be: `@` is rarer in a text than any letter.) Without an
-/// `@`, `address` is taken to be there.
+/// Does `text` hold `address`, ignoring ASCII case? (See [`written_in`].)
+/// Without an `@`, `address` is taken to be there.
 fn mentions(text: &str, address: &str) -> bool {
-    let (t, a) = (text.as_bytes(), address.as_bytes());
-    let Some(k) = mime::find_byte(a, b'@') else {
-        return true;
-    };
-    memchr::memchr_iter(b'@', t).any(|at| {
-        at >= k
-            && t.get(at - k..at - k + a.len())
+    let a = address.as_bytes();
+    mime::find_byte(a, b'@').is_none_or(|k| written_in(text.as_bytes(), a, k))
+}
+
+/// Is `address` (its first `@` at `first_at`) written in `text`, ignoring
+/// ASCII case? It is looked for only where its `@` would sit on one of
+/// `text`'s: `@` is rarer in a text than any letter. (Inlined: called
+/// apart, the sender check measured 0.8M instructions more a run.)
+#[inline]
+fn written_in(text: &[u8], address: &[u8], first_at: usize) -> bool {
+    let (a, k) = (address, first_at);
+    let mut from = 0;
+    while let Some(i) = mime::find_byte(&text[from..], b'@') {
+        let at = from + i;
+        from = at + 1;
+        if at >= k
+            && text
+                .get(at - k..at - k + a.len())
                 .is_some_and(|w| w.eq_ignore_ascii_case(a))
-    })
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// Does [`settle_from_context`] read its context for `r`? Only for a
